@@ -1,0 +1,213 @@
+"""The one definition of a call record and of a transcript turn.
+
+Every part (the Lambdas, the relay, the analytics schema in `infra/`) imports these. Stored shapes (DynamoDB items,
+S3 JSON Lines) are derived from them in `callcore.store` and `callcore.transcripts`, never written by hand elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}$")
+E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
+
+CallSid = Annotated[str, Field(pattern=CALL_SID_PATTERN.pattern, description="Twilio Call SID, CA + 32 hex")]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallDirection(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallStatus(StrEnum):
+    """Twilio's CallStatus values, in the order a call moves through them."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.FAILED, CallStatus.NO_ANSWER, CallStatus.CANCELED}
+)
+
+
+class CallOutcome(StrEnum):
+    """How the call ended, from the product's point of view (Twilio's status says only that it ended)."""
+
+    COMPLETED_BY_AGENT = "completed_by_agent"  # the agent said goodbye and hung up (end_call)
+    CALLER_HUNG_UP = "caller_hung_up"
+    TRANSFERRED = "transferred"  # handed to the human line
+    OVERFLOW_TO_HUMAN = "overflow_to_human"  # over capacity / relay unhealthy: never reached the agent
+    MAX_DURATION = "max_duration"
+    NOT_ANSWERED = "not_answered"  # busy, no-answer, canceled, failed before answer
+    VOICEMAIL = "voicemail"  # outbound call reached an answering machine
+    ERROR = "error"
+
+
+class TurnRole(StrEnum):
+    CALLER = "caller"
+    AGENT = "agent"
+
+
+class TokenUsage(BaseModel):
+    """Token counts summed over every `response.done` of the call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_cached_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_text_tokens + self.input_audio_tokens + self.output_text_tokens + self.output_audio_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_text_tokens=self.input_text_tokens + other.input_text_tokens,
+            input_audio_tokens=self.input_audio_tokens + other.input_audio_tokens,
+            input_cached_tokens=self.input_cached_tokens + other.input_cached_tokens,
+            output_text_tokens=self.output_text_tokens + other.output_text_tokens,
+            output_audio_tokens=self.output_audio_tokens + other.output_audio_tokens,
+        )
+
+
+class CallLatencies(BaseModel):
+    """What the caller felt, in milliseconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    greeting_ms: int | None = Field(default=None, description="stream start -> first greeting audio sent to Twilio")
+    turn_ms: list[int] = Field(default_factory=list, description="per turn: speech stopped -> first audio to Twilio")
+    tool_ms: list[int] = Field(default_factory=list, description="per tool call: arguments done -> result sent")
+
+    @property
+    def turn_p50_ms(self) -> int | None:
+        return _percentile(self.turn_ms, 50)
+
+    @property
+    def turn_p95_ms(self) -> int | None:
+        return _percentile(self.turn_ms, 95)
+
+
+def _percentile(values: list[int], pct: int) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+class CallRecord(BaseModel):
+    """One phone call, inbound or outbound. Created by the incoming-call (or outbound) Lambda, advanced by status
+    callbacks, completed by the relay."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    call_sid: CallSid
+    account_sid: str | None = None
+    direction: CallDirection = CallDirection.INBOUND
+    from_number: str = Field(description="E.164 or a Twilio client/anonymous identity; mask before logging")
+    to_number: str
+    status: CallStatus = CallStatus.RINGING
+    status_sequence: int = Field(default=-1, description="SequenceNumber of the last applied status callback")
+    created_at: datetime = Field(default_factory=utc_now)
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: int | None = None
+    outcome: CallOutcome | None = None
+    transfer_target: str | None = None
+    transfer_reason: str | None = None
+    transfer_summary: str | None = None
+    stream_sid: str | None = Field(default=None, description="set once, when the relay admits the media stream")
+    stream_token_expiry: int | None = Field(
+        default=None, description="expiry of the stream token issued for this call, so a retried webhook gets it again"
+    )
+    turn_count: int = 0
+    barge_in_count: int = 0
+    tool_call_count: int = 0
+    latencies: CallLatencies = Field(default_factory=CallLatencies)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    estimated_cost_usd: Decimal | None = None
+    transcript_key: str | None = Field(default=None, description="S3 key of the transcript once written")
+    error: str | None = None
+
+    @field_validator("created_at", "answered_at", "ended_at")
+    @classmethod
+    def _must_be_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware (UTC)")
+        return value
+
+    @property
+    def day(self) -> str:
+        """The UTC day the call started, `YYYY-MM-DD`: the by-day index and the S3 partition both use it."""
+        return self.created_at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+class ToolCall(BaseModel):
+    """A function call the agent made during a turn, with what it got back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str
+    name: str
+    arguments: str = Field(description="the JSON arguments exactly as the model sent them")
+    result: str = Field(description="the JSON result exactly as given back to the model")
+    ok: bool = True
+    duration_ms: int = 0
+
+
+class TranscriptTurn(BaseModel):
+    """One utterance of the caller or the agent. Written to DynamoDB as it completes, to S3 at the end of the call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_sid: CallSid
+    index: int = Field(ge=0, description="0-based, in the order the turns completed; idempotency key")
+    role: TurnRole
+    text: str
+    started_at: datetime
+    ended_at: datetime
+    interrupted: bool = Field(default=False, description="the caller barged in while the agent was speaking")
+    heard_ms: int | None = Field(default=None, ge=0, description="agent turns: milliseconds the caller actually heard")
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    item_id: str | None = Field(default=None, description="OpenAI conversation item id, for tracing")
+
+
+class Booking(BaseModel):
+    """An appointment the agent booked, when no business API is configured (the local booking store)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    booking_id: str
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, the business's local date")
+    time: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, the business's local time")
+    name: str = Field(min_length=1, max_length=200)
+    party_size: int = Field(default=1, ge=1, le=50)
+    notes: str = Field(default="", max_length=1000)
+    call_sid: CallSid | None = None
+    created_at: datetime = Field(default_factory=utc_now)

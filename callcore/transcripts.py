@@ -1,0 +1,216 @@
+"""Transcripts in S3: JSON Lines under Hive-style date partitions, so Glue/Athena can query them by day.
+
+Layout (one definition, shared by the relay, the status Lambda and the Glue table in `infra/`):
+
+    transcripts/year=YYYY/month=MM/day=DD/<CallSid>.jsonl   one line per turn (TranscriptLine)
+    calls/year=YYYY/month=MM/day=DD/<CallSid>.json          one line: the call summary (CallSummaryLine)
+
+Caller numbers are personal data: the archive carries them masked plus a keyed hash, so analysts can count repeat
+callers without reading anyone's number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from callcore.aws import s3_client
+from callcore.masking import mask_phone
+from callcore.models import CallRecord, ToolCall, TranscriptTurn
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+TRANSCRIPTS_PREFIX = "transcripts"
+CALLS_PREFIX = "calls"
+
+
+def partition(day: datetime) -> str:
+    day = day.astimezone(UTC)
+    return f"year={day:%Y}/month={day:%m}/day={day:%d}"
+
+
+def transcript_key(call_sid: str, started: datetime) -> str:
+    return f"{TRANSCRIPTS_PREFIX}/{partition(started)}/{call_sid}.jsonl"
+
+
+def call_summary_key(call_sid: str, started: datetime) -> str:
+    return f"{CALLS_PREFIX}/{partition(started)}/{call_sid}.json"
+
+
+class TranscriptLine(BaseModel):
+    """One line of a transcript file: a turn, flattened for Athena (the Glue table's columns are these fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_sid: str
+    turn_index: int
+    role: str
+    text: str
+    started_at: str
+    ended_at: str
+    interrupted: bool
+    heard_ms: int | None
+    tool_calls: list[ToolCall]
+
+    @classmethod
+    def from_turn(cls, turn: TranscriptTurn) -> TranscriptLine:
+        return cls(
+            call_sid=turn.call_sid,
+            turn_index=turn.index,
+            role=turn.role.value,
+            text=turn.text,
+            started_at=turn.started_at.astimezone(UTC).isoformat(),
+            ended_at=turn.ended_at.astimezone(UTC).isoformat(),
+            interrupted=turn.interrupted,
+            heard_ms=turn.heard_ms,
+            tool_calls=turn.tool_calls,
+        )
+
+    def to_turn(self) -> TranscriptTurn:
+        return TranscriptTurn.model_validate(
+            {
+                "call_sid": self.call_sid,
+                "index": self.turn_index,
+                "role": self.role,
+                "text": self.text,
+                "started_at": self.started_at,
+                "ended_at": self.ended_at,
+                "interrupted": self.interrupted,
+                "heard_ms": self.heard_ms,
+                "tool_calls": [t.model_dump() for t in self.tool_calls],
+            }
+        )
+
+
+class CallSummaryLine(BaseModel):
+    """The call record as analysts see it: numbers masked and hashed, latencies summarized."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_sid: str
+    direction: str
+    caller_masked: str
+    caller_hash: str
+    called_masked: str
+    status: str
+    outcome: str | None
+    created_at: str
+    answered_at: str | None
+    ended_at: str | None
+    duration_seconds: int | None
+    turn_count: int
+    barge_in_count: int
+    tool_call_count: int
+    transferred: bool
+    transfer_reason: str | None
+    greeting_ms: int | None
+    turn_p50_ms: int | None
+    turn_p95_ms: int | None
+    input_audio_tokens: int
+    output_audio_tokens: int
+    input_text_tokens: int
+    output_text_tokens: int
+    estimated_cost_usd: float | None
+
+    @classmethod
+    def from_record(cls, record: CallRecord, *, hash_key: bytes) -> CallSummaryLine:
+        caller = record.from_number if record.direction.value == "inbound" else record.to_number
+        called = record.to_number if record.direction.value == "inbound" else record.from_number
+        return cls(
+            call_sid=record.call_sid,
+            direction=record.direction.value,
+            caller_masked=mask_phone(caller),
+            caller_hash=hmac.new(hash_key, caller.encode(), hashlib.sha256).hexdigest()[:32],
+            called_masked=mask_phone(called),
+            status=record.status.value,
+            outcome=record.outcome.value if record.outcome else None,
+            created_at=record.created_at.astimezone(UTC).isoformat(),
+            answered_at=record.answered_at.astimezone(UTC).isoformat() if record.answered_at else None,
+            ended_at=record.ended_at.astimezone(UTC).isoformat() if record.ended_at else None,
+            duration_seconds=record.duration_seconds,
+            turn_count=record.turn_count,
+            barge_in_count=record.barge_in_count,
+            tool_call_count=record.tool_call_count,
+            transferred=record.transfer_target is not None,
+            transfer_reason=record.transfer_reason,
+            greeting_ms=record.latencies.greeting_ms,
+            turn_p50_ms=record.latencies.turn_p50_ms,
+            turn_p95_ms=record.latencies.turn_p95_ms,
+            input_audio_tokens=record.usage.input_audio_tokens,
+            output_audio_tokens=record.usage.output_audio_tokens,
+            input_text_tokens=record.usage.input_text_tokens,
+            output_text_tokens=record.usage.output_text_tokens,
+            estimated_cost_usd=float(record.estimated_cost_usd) if record.estimated_cost_usd is not None else None,
+        )
+
+
+def encode_transcript(turns: list[TranscriptTurn]) -> bytes:
+    ordered = sorted(turns, key=lambda t: t.index)
+    return b"".join(TranscriptLine.from_turn(t).model_dump_json().encode() + b"\n" for t in ordered)
+
+
+def decode_transcript(body: bytes) -> list[TranscriptTurn]:
+    return [TranscriptLine.model_validate_json(line).to_turn() for line in body.splitlines() if line.strip()]
+
+
+class TranscriptArchive:
+    """Writes and reads transcripts and call summaries. Writes are whole-object PUTs, so a reader never sees half."""
+
+    def __init__(self, bucket: str, *, hash_key: bytes, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._hash_key = hash_key
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = s3_client()
+        return self._client
+
+    def write_transcript(self, record: CallRecord, turns: list[TranscriptTurn]) -> str:
+        key = transcript_key(record.call_sid, record.created_at)
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=encode_transcript(turns),
+            ContentType="application/x-ndjson",
+        )
+        return key
+
+    def write_call_summary(self, record: CallRecord) -> str:
+        key = call_summary_key(record.call_sid, record.created_at)
+        line = CallSummaryLine.from_record(record, hash_key=self._hash_key)
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=line.model_dump_json().encode() + b"\n", ContentType="application/json"
+        )
+        return key
+
+    def read_transcript(self, call_sid: str, started: datetime) -> list[TranscriptTurn] | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=transcript_key(call_sid, started))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise
+        return decode_transcript(response["Body"].read())
+
+    def transcript_exists(self, call_sid: str, started: datetime) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=transcript_key(call_sid, started))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                return False
+            raise
+        return True
+
+
+def dumps_compact(value: object) -> str:
+    """JSON with no spaces: what tool results and arguments look like on the wire."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
