@@ -1,0 +1,2 @@
+"""Protocol-faithful peers for tests: they speak the real wire protocols over real sockets and refuse what the real
+services would refuse."""
