@@ -45,9 +45,18 @@ class SecretsManagerFetcher:
             cached = self._cache.get(arn)
             if cached and now - cached[0] < self._ttl:
                 return cached[1]
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         from callcore.aws import secretsmanager_client  # noqa: PLC0415 - only AWS deployments need boto3 here
 
-        value = secretsmanager_client().get_secret_value(SecretId=arn).get("SecretString")
+        try:
+            value = secretsmanager_client().get_secret_value(SecretId=arn).get("SecretString")
+        except ClientError as error:
+            # A secret created empty by the stack has no AWSCURRENT version until someone fills it.
+            if "staging label" in str(error):
+                value = None
+            else:
+                raise
         if not value:
             raise ValueError("the secret has no string value yet (fill it as the README's deploy guide says)")
         with self._lock:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from callcore.aws import dynamodb_client
 from callcore.models import Booking, CallRecord, CallStatus, TranscriptTurn, utc_now
@@ -257,7 +257,13 @@ class CallStore:
         if unknown:
             raise ValueError(f"not call record fields: {sorted(unknown)}")
         # Validate each value with the model's own field rules; write what validation produced (enums, not strings).
-        validated = {name: _field_adapter(name).validate_python(value) for name, value in changes.items()}
+        validated: dict[str, Any] = {}
+        for name, value in changes.items():
+            try:
+                validated[name] = _field_adapter(name).validate_python(value)
+            except ValidationError as error:
+                problem = error.errors(include_url=False)[0]["msg"]
+                raise ValueError(f"call record field {name!r}: {problem}") from None
         try:
             attributes = self._update(
                 call_sid, validated, condition="attribute_exists(pk)", keep_existing=only_if_unset
