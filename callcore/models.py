@@ -154,6 +154,11 @@ class CallRecord(BaseModel):
     estimated_cost_usd: Decimal | None = None
     transcript_key: str | None = Field(default=None, description="S3 key of the transcript once written")
     error: str | None = None
+    context: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
+    )
 
     @field_validator("created_at", "answered_at", "ended_at")
     @classmethod

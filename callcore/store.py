@@ -24,23 +24,25 @@ from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from callcore.aws import dynamodb_client
+from callcore.dynamo_types import deserialize, serialize
 from callcore.models import Booking, CallRecord, CallStatus, TranscriptTurn, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+# Key schema: the table's and the by-day index's attribute names (infra/ provisions the table from these).
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+BY_DAY_PARTITION_KEY = "gsi1pk"
+BY_DAY_SORT_KEY = "gsi1sk"
 BY_DAY_INDEX = "by_day"
 TTL_ATTRIBUTE = "expires_at"
 RECORD_SK = "RECORD"
 FLEET_PK = "FLEET"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class StoreError(Exception):
@@ -73,7 +75,7 @@ def turn_sk(index: int) -> str:
 
 
 def _to_attr(value: Any) -> Any:
-    """Python/pydantic values -> what TypeSerializer accepts (no floats, ISO timestamps, enum values)."""
+    """Python/pydantic values -> what the serializer accepts (no floats, ISO timestamps, enum values)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, Enum):
@@ -101,11 +103,11 @@ def _from_attr(value: Any) -> Any:
 
 
 def _serialize(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_attr(v)) for k, v in data.items() if v is not None}
+    return {k: serialize(_to_attr(v)) for k, v in data.items() if v is not None}
 
 
 def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _from_attr(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: _from_attr(deserialize(v)) for k, v in item.items()}
 
 
 _KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", TTL_ATTRIBUTE, "entity"})

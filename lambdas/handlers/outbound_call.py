@@ -1,0 +1,40 @@
+"""POST /calls (IAM): place an outbound call with the agent (`lambdas.logic.outbound_call`)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from callcore.store import CallStore
+from lambdas.api import json_response, new_app, parse_json_body
+from lambdas.logic.outbound_call import place_outbound_call
+from lambdas.models import OutboundCallRequest
+from lambdas.observability import observed
+from lambdas.settings import load_settings
+from lambdas.twilio_calls import twilio_calls
+from lambdas.webhooks import api_base_url
+
+app = new_app()
+
+
+@app.post("/calls")
+def outbound_call() -> Response[str]:
+    settings = load_settings()
+    event = app.current_event
+    request = parse_json_body(event.body, OutboundCallRequest)
+    result = place_outbound_call(
+        request,
+        settings=settings,
+        store=CallStore(settings.calls_table),
+        calls=twilio_calls(settings),
+        api_base_url=api_base_url(event, settings),
+    )
+    return json_response(HTTPStatus.CREATED, result.to_json())
+
+
+@observed
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

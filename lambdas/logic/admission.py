@@ -1,0 +1,49 @@
+"""Whether the agent takes one more call, and the TwiML that answers a call once that is decided.
+
+The decision is stored on the call record (a stream token expiry = admitted to the agent; outcome overflow_to_human
+or voicemail otherwise), so every later answer for the same call, a retried webhook above all, is rebuilt from the
+record and is byte-identical to the first one.
+"""
+
+from __future__ import annotations
+
+from callcore import stream_token
+from callcore.models import CallOutcome, CallRecord
+from callcore.store import CallStore
+from lambdas import twiml
+from lambdas.settings import AnsweringMachineDetection, LambdaSettings
+from lambdas.webhooks import STREAM_STATUS_PATH
+
+
+def agent_can_take_call(settings: LambdaSettings, store: CallStore) -> bool:
+    """False when the relay is marked unhealthy or the fleet already carries MAX_CONCURRENT_CALLS calls."""
+    if settings.max_concurrent_calls == 0:
+        return False
+    if not store.relay_is_healthy():
+        return False
+    return store.active_calls() < settings.max_concurrent_calls
+
+
+def is_decided(record: CallRecord) -> bool:
+    return record.stream_token_expiry is not None or record.outcome in {
+        CallOutcome.OVERFLOW_TO_HUMAN,
+        CallOutcome.VOICEMAIL,
+    }
+
+
+def twiml_for(record: CallRecord, *, settings: LambdaSettings, api_base_url: str) -> str:
+    """The answer a decided call gets. Deterministic: same record and settings, same bytes."""
+    if record.stream_token_expiry is not None:
+        token = stream_token.issue(
+            settings.stream_token_secret.get_secret_value(), record.call_sid, expiry=record.stream_token_expiry
+        )
+        return twiml.connect_to_agent(
+            relay_url=settings.relay_public_url,
+            token=token,
+            stream_status_url=f"{api_base_url}{STREAM_STATUS_PATH}",
+            human_number=settings.human_transfer_number,
+        )
+    if record.outcome is CallOutcome.VOICEMAIL:
+        leave_message = settings.answering_machine_detection is AnsweringMachineDetection.MESSAGE
+        return twiml.voicemail(settings.voicemail_message if leave_message else None)
+    return twiml.route_to_human(settings.human_transfer_number)

@@ -1,0 +1,87 @@
+"""Transfer and hang-up of a live call, asked for by the relay (or an operator) through the IAM-authorized API.
+
+Both are idempotent on the record: a transfer is done once `transfer_target` is stored, a hang-up once the outcome
+is `completed_by_agent`. A repeat answers 200 with the same result and does not call Twilio again. The relay must
+therefore not write `completed_by_agent` itself before it asks for the hang-up.
+
+An ended call: 409, unless it ended by this API's own earlier hang-up (then the repeat rule answers 200).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from callcore.masking import mask_phone
+from callcore.models import CallOutcome, CallRecord
+from callcore.store import CallNotFound, CallStore
+from lambdas import twiml
+from lambdas.errors import Conflict, NotFound, ServiceUnavailable
+from lambdas.models import HangupRequest, HangupResult, TransferRequest, TransferResult
+from lambdas.observability import Metric, bind_call, count, logger
+from lambdas.settings import LambdaSettings
+from lambdas.twilio_calls import TwilioCalls
+from lambdas.webhooks import WHISPER_PATH
+
+
+def _require_call(store: CallStore, call_sid: str) -> CallRecord:
+    try:
+        return store.require_call(call_sid)
+    except CallNotFound:
+        raise NotFound(f"no call {call_sid}") from None
+
+
+def transfer_call(
+    call_sid: str,
+    request: TransferRequest,
+    *,
+    settings: LambdaSettings,
+    store: CallStore,
+    calls: TwilioCalls,
+    api_base_url: str,
+) -> TransferResult:
+    """Warm transfer: Twilio dials the human line; the human hears the summary (whisper URL) before the bridge."""
+    bind_call(call_sid)
+    human = settings.human_transfer_number
+    if not human:
+        raise ServiceUnavailable("transfers are not configured: HUMAN_TRANSFER_NUMBER is not set")
+    record = _require_call(store, call_sid)
+    if record.transfer_target is not None:
+        logger.info("transfer repeated: the call was already transferred")
+        return TransferResult(call_sid=call_sid, target=mask_phone(record.transfer_target))
+    if record.status.is_terminal:
+        raise Conflict("the call has already ended")
+
+    # Stored before Twilio is asked: the whisper URL is fetched when the human answers and must find the summary.
+    store.update_call(call_sid, {"transfer_reason": request.reason, "transfer_summary": request.summary})
+    whisper_url = f"{api_base_url}{WHISPER_PATH}?{urlencode({'callSid': call_sid})}"
+    calls.redirect(
+        call_sid,
+        twiml.transfer_to_human(human_number=human, whisper_url=whisper_url),
+        number_field="HUMAN_TRANSFER_NUMBER",
+    )
+    store.update_call(
+        call_sid,
+        {"transfer_target": human, "outcome": CallOutcome.TRANSFERRED},
+        only_if_unset=("outcome", "transfer_target"),
+    )
+    count(Metric.TRANSFERS)
+    logger.info("call transferred to the human line", extra={"reason": request.reason, "target": mask_phone(human)})
+    return TransferResult(call_sid=call_sid, target=mask_phone(human))
+
+
+def hang_up_call(call_sid: str, request: HangupRequest, *, store: CallStore, calls: TwilioCalls) -> HangupResult:
+    bind_call(call_sid)
+    record = _require_call(store, call_sid)
+    if record.outcome is CallOutcome.COMPLETED_BY_AGENT:
+        logger.info("hang-up repeated: the call was already hung up")
+        return HangupResult(call_sid=call_sid)
+    if record.transfer_target is not None:
+        raise Conflict("the call was transferred to the human line: the agent no longer ends it")
+    if record.status.is_terminal:
+        raise Conflict("the call has already ended")
+
+    calls.complete(call_sid)
+    store.update_call(call_sid, {"outcome": CallOutcome.COMPLETED_BY_AGENT}, only_if_unset=("outcome",))
+    count(Metric.HANG_UPS)
+    logger.info("call hung up by the agent", extra={"reason": request.reason})
+    return HangupResult(call_sid=call_sid)

@@ -1,0 +1,133 @@
+"""Input and output models of the Lambdas' routes, kept apart from the stored `callcore.models.CallRecord`.
+
+Twilio webhooks arrive form-encoded with Twilio's parameter names (the aliases below); the call-control API speaks
+JSON with camelCase names. Each model validates exactly what its use case reads; everything else Twilio sends is
+ignored. A validation error becomes a 400 naming the parameter (see `lambdas.api.parse_model`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from callcore.models import CALL_SID_PATTERN, E164_PATTERN, CallStatus
+
+
+def _call_sid(value: str) -> str:
+    if not CALL_SID_PATTERN.match(value):
+        raise ValueError("must be a Twilio Call SID: CA followed by 32 hex digits")
+    return value
+
+
+def _e164(value: str) -> str:
+    if not E164_PATTERN.match(value):
+        raise ValueError("must be an E.164 phone number such as +14155550123")
+    return value
+
+
+CallSidParam = Annotated[str, AfterValidator(_call_sid)]
+E164Number = Annotated[str, AfterValidator(_e164)]
+
+
+class _TwilioForm(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class VoiceWebhook(_TwilioForm):
+    """The voice URL request Twilio makes when a call arrives (or when an outbound call is answered)."""
+
+    call_sid: CallSidParam = Field(alias="CallSid")
+    account_sid: str = Field(alias="AccountSid", pattern=r"^AC[0-9a-fA-F]{32}$")
+    from_number: str = Field(alias="From", min_length=1, max_length=256)
+    to_number: str = Field(alias="To", min_length=1, max_length=256)
+    answered_by: str | None = Field(
+        default=None, alias="AnsweredBy", description="answering-machine detection result (outbound calls)"
+    )
+
+    @property
+    def answered_by_machine(self) -> bool:
+        # Twilio: human | machine_start | machine_end_beep | machine_end_silence | machine_end_other | fax | unknown.
+        answered_by = self.answered_by or ""
+        return answered_by.startswith("machine") or answered_by == "fax"
+
+
+class CallStatusCallback(_TwilioForm):
+    call_sid: CallSidParam = Field(alias="CallSid")
+    call_status: CallStatus = Field(alias="CallStatus")
+    sequence_number: int = Field(alias="SequenceNumber", ge=0)
+    call_duration: int | None = Field(default=None, alias="CallDuration", ge=0)
+    timestamp: str | None = Field(default=None, alias="Timestamp", description="RFC 2822")
+
+
+class StreamEvent(StrEnum):
+    STARTED = "stream-started"
+    STOPPED = "stream-stopped"
+    ERROR = "stream-error"
+
+
+class StreamStatusCallback(_TwilioForm):
+    call_sid: CallSidParam = Field(alias="CallSid")
+    stream_sid: str = Field(alias="StreamSid", min_length=1, max_length=64)
+    stream_event: StreamEvent = Field(alias="StreamEvent")
+    stream_error: str | None = Field(default=None, alias="StreamError", max_length=1000)
+    timestamp: str | None = Field(default=None, alias="Timestamp", description="ISO 8601")
+
+
+class FallbackWebhook(_TwilioForm):
+    call_sid: CallSidParam = Field(alias="CallSid")
+    error_code: str | None = Field(default=None, alias="ErrorCode")
+    error_url: str | None = Field(default=None, alias="ErrorUrl")
+
+
+class WhisperQuery(BaseModel):
+    """The whisper URL's own query: which original call the human is about to be connected to."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    call_sid: CallSidParam = Field(alias="callSid")
+
+
+# ---- call-control API (JSON, camelCase) -------------------------------------------------------------------------
+
+
+class _JsonRequest(BaseModel):
+    # Unknown fields are refused: a misspelt "sumary" must be a 400, not a transfer without a summary.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class TransferRequest(_JsonRequest):
+    reason: str = Field(min_length=1, max_length=500)
+    summary: str = Field(min_length=1, max_length=2000, description="spoken to the human before the caller is bridged")
+
+
+class HangupRequest(_JsonRequest):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class OutboundCallRequest(_JsonRequest):
+    to: E164Number
+    context: str | None = Field(default=None, max_length=2000, description="why the agent is calling")
+
+
+class _JsonResponse(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    def to_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class TransferResult(_JsonResponse):
+    call_sid: str = Field(alias="callSid")
+    status: str = "transferred"
+    target: str = Field(description="the human line, masked")
+
+
+class HangupResult(_JsonResponse):
+    call_sid: str = Field(alias="callSid")
+    status: str = "completed"
+
+
+class OutboundCallResult(_JsonResponse):
+    call_sid: str = Field(alias="callSid")

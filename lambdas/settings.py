@@ -1,0 +1,173 @@
+"""The Lambdas' settings: one pydantic model, read from the environment and validated at the handler boundary.
+
+Secrets (`TWILIO_AUTH_TOKEN`, `TWILIO_ACCOUNT_SID`, `STREAM_TOKEN_SECRET`) come from the plain variable locally, or in
+AWS from the Secrets Manager secret whose ARN is in `<NAME>_ARN`, read through Powertools Parameters with a cache.
+The model is rebuilt on every invocation (parsing the environment costs microseconds); the Parameters cache is what
+keeps Secrets Manager calls to one per secret per `SECRET_CACHE_SECONDS`, and what lets a rotated secret reach a
+warm container without a redeploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from callcore.models import E164_PATTERN
+from callcore.settings import SecretFetcher, StorageSettings
+
+SECRET_CACHE_SECONDS = 300
+_ACCOUNT_SID_PATTERN = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+
+class AnsweringMachineDetection(StrEnum):
+    """What an outbound call does when Twilio's answering-machine detection hears a machine."""
+
+    OFF = "off"  # no detection: the agent talks to whatever answers
+    HANGUP = "hangup"  # hang up at once when a machine answers
+    MESSAGE = "message"  # wait for the beep, leave VOICEMAIL_MESSAGE, hang up
+
+
+DEFAULT_VOICEMAIL_MESSAGE = (
+    "Hello, this is the automated assistant returning your call. "
+    "Please call us back at your convenience. Thank you, goodbye."
+)
+
+
+def _http_base_url(value: str | None, env: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        raise ValueError(f"{env} must be an http(s) URL such as https://api.example.com/prod")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{env} must not carry a query string or fragment")
+    return value.rstrip("/")
+
+
+class LambdaSettings(StorageSettings):
+    """Everything the call-handling Lambdas read from their environment."""
+
+    relay_public_url: str = Field(
+        alias="RELAY_PUBLIC_URL",
+        description="the relay's public wss:// URL given to Twilio in <Stream url>, e.g. wss://relay.example.com/media-stream",
+    )
+    twilio_auth_token: SecretStr = Field(
+        alias="TWILIO_AUTH_TOKEN", min_length=8, description="Twilio auth token: checks webhook signatures, calls REST"
+    )
+    twilio_account_sid: SecretStr = Field(
+        alias="TWILIO_ACCOUNT_SID", description="Twilio account SID (AC + 32 hex) the REST calls are made for"
+    )
+    stream_token_secret: SecretStr = Field(
+        alias="STREAM_TOKEN_SECRET",
+        min_length=16,
+        description="HMAC key of the per-call stream token, shared with the relay (at least 16 characters)",
+    )
+    human_transfer_number: str | None = Field(
+        default=None,
+        alias="HUMAN_TRANSFER_NUMBER",
+        pattern=E164_PATTERN.pattern,
+        description="E.164 number of the human line: transfers, overflow and fallback dial it",
+    )
+    twilio_phone_number: str | None = Field(
+        default=None,
+        alias="TWILIO_PHONE_NUMBER",
+        pattern=E164_PATTERN.pattern,
+        description="E.164 caller id of outbound calls (POST /calls needs it)",
+    )
+    max_concurrent_calls: int = Field(
+        default=50,
+        alias="MAX_CONCURRENT_CALLS",
+        ge=0,
+        le=100_000,
+        description="calls the agent takes at once; above it callers go to the human line (0 sends every call there)",
+    )
+    stream_token_ttl_seconds: int = Field(
+        default=120,
+        alias="STREAM_TOKEN_TTL_SECONDS",
+        ge=10,
+        le=3600,
+        description="lifetime of the stream token: Twilio must open the media stream within it",
+    )
+    public_api_base_url: str | None = Field(
+        default=None,
+        alias="PUBLIC_API_BASE_URL",
+        description="the API's public base URL including the stage or base path (a custom domain); "
+        "default: rebuilt from each request's Host header and stage",
+    )
+    answering_machine_detection: AnsweringMachineDetection = Field(
+        default=AnsweringMachineDetection.OFF,
+        alias="ANSWERING_MACHINE_DETECTION",
+        description="outbound calls: off | hangup | message (leave VOICEMAIL_MESSAGE after the beep)",
+    )
+    voicemail_message: str = Field(
+        default=DEFAULT_VOICEMAIL_MESSAGE,
+        alias="VOICEMAIL_MESSAGE",
+        min_length=1,
+        max_length=1000,
+        description="what an outbound call says to an answering machine when ANSWERING_MACHINE_DETECTION=message",
+    )
+    twilio_api_base_url: str | None = Field(
+        default=None,
+        alias="TWILIO_API_BASE_URL",
+        description="tests only: send Twilio REST requests to this base URL (a local fake) instead of api.twilio.com",
+    )
+
+    @field_validator("relay_public_url")
+    @classmethod
+    def _relay_url_is_wss(cls, value: str) -> str:
+        parts = urlsplit(value)
+        # Twilio refuses anything but wss (error 31922) and drops query strings: values go in <Parameter> instead.
+        if parts.scheme != "wss" or not parts.netloc:
+            raise ValueError("must be a wss:// URL, e.g. wss://relay.example.com/media-stream")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query string (Twilio drops it; the token travels as a <Parameter>)")
+        return value
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid_shape(cls, value: SecretStr) -> SecretStr:
+        if not _ACCOUNT_SID_PATTERN.match(value.get_secret_value()):
+            raise ValueError("must be AC followed by 32 hex digits")
+        return value
+
+    @field_validator("public_api_base_url")
+    @classmethod
+    def _public_base(cls, value: str | None) -> str | None:
+        return _http_base_url(value, "PUBLIC_API_BASE_URL")
+
+    @field_validator("twilio_api_base_url")
+    @classmethod
+    def _twilio_base(cls, value: str | None) -> str | None:
+        return _http_base_url(value, "TWILIO_API_BASE_URL")
+
+    @property
+    def caller_hash_key(self) -> bytes:
+        """Key of the keyed hash analysts count repeat callers by; derived from the stream token secret so the
+        Lambdas and the relay hash a number the same way without another secret to manage."""
+        return hashlib.sha256(b"caller-hash:" + self.stream_token_secret.get_secret_value().encode()).digest()
+
+
+def powertools_secret_fetcher(arn: str) -> str:
+    """Secrets Manager through Powertools Parameters, cached for SECRET_CACHE_SECONDS per container."""
+    # Imported here: only deployments that pass *_ARN pay for boto3's Secrets Manager client.
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    # A secret stored as SecretBinary comes back as bytes whatever the annotation says.
+    value: object = parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str) or not value:
+        raise ValueError("the secret has no string value yet (fill it as the README's deploy guide says)")
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, secret_fetcher: SecretFetcher | None = None
+) -> LambdaSettings:
+    """Read and validate the settings; raises `callcore.settings.SettingsError` naming every bad variable."""
+    return LambdaSettings.from_env(environ, secret_fetcher=secret_fetcher or powertools_secret_fetcher)

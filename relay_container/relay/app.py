@@ -1,0 +1,320 @@
+"""The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket) and `GET /healthz`.
+
+Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache, the
+metrics reporter, ECS task protection); background tasks are cancelled on cleanup. A call's own resources belong to
+its `CallSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from callcore.store import CallStore
+from callcore.transcripts import TranscriptArchive
+from relay import realtime
+from relay.admission import Admission, AdmissionRefused
+from relay.call_control import CallControlClient
+from relay.call_session import CallDependencies, CallSession, TwilioSide
+from relay.greeting import GreetingCache
+from relay.metrics import RelayMetrics
+from relay.model_pool import ModelSessionPool
+from relay.prompt import render_instructions
+from relay.realtime import RealtimeConnection
+from relay.settings import MEDIA_STREAM_PATH, RelaySettings
+from relay.task_protection import TaskProtection
+from relay.tools import ToolRegistry
+from relay.twilio_stream import (
+    CloseCode,
+    Connected,
+    FrameRejected,
+    Start,
+    parse_frame,
+)
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_SECONDS = 10.0  # Twilio sends `start` right after `connected`; a socket that doesn't is dropped
+BASE_INSTRUCTIONS = "You are a phone receptionist. Wait for the call's instructions."
+
+
+@dataclass
+class RelayState:
+    """Live calls and the draining flag (SIGTERM: refuse new streams, let live calls finish)."""
+
+    draining: bool = False
+    calls: set[CallSession] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Outbound HTTP: the one client session of the process and the call-control client built on it."""
+
+    http: aiohttp.ClientSession
+    call_control: CallControlClient | None
+
+
+CLIENTS = web.AppKey("clients", Clients)
+SETTINGS = web.AppKey("settings", RelaySettings)
+STORE = web.AppKey("store", CallStore)
+ARCHIVE = web.AppKey("archive", TranscriptArchive)
+TOOLS = web.AppKey("tools", ToolRegistry)
+METRICS = web.AppKey("metrics", RelayMetrics)
+STATE = web.AppKey("state", RelayState)
+ADMISSION = web.AppKey("admission", Admission)
+POOL = web.AppKey("pool", ModelSessionPool)
+GREETINGS = web.AppKey("greetings", GreetingCache)
+
+
+def create_app(
+    settings: RelaySettings,
+    *,
+    store: CallStore | None = None,
+    archive: TranscriptArchive | None = None,
+    tools: ToolRegistry | None = None,
+    metrics: RelayMetrics | None = None,
+) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[STORE] = store or CallStore(settings.calls_table)
+    app[ARCHIVE] = archive or TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key)
+    app[TOOLS] = tools or ToolRegistry.default(settings)
+    app[METRICS] = metrics or RelayMetrics(settings.metrics_namespace)
+    app[STATE] = RelayState()
+    app[ADMISSION] = Admission(
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        public_url=settings.relay_public_url,
+        token_secret=settings.stream_token_secret.get_secret_value(),
+        store=app[STORE],
+    )
+    app.cleanup_ctx.append(_aws_clients)
+    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_model_sessions)
+    app.cleanup_ctx.append(_operations)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get(MEDIA_STREAM_PATH, media_stream)
+    return app
+
+
+# ---- resources -----------------------------------------------------------------------------------------------------
+
+
+async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
+    """Build the boto3 clients before the first call: creating one takes tens of milliseconds, which the first
+    caller's greeting would otherwise wait for during admission."""
+    store, archive = app[STORE], app[ARCHIVE]
+    await asyncio.to_thread(lambda: (store.client, archive.client))
+    yield
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        control = CallControlClient(settings.call_control_url, http) if settings.call_control_url else None
+        app[CLIENTS] = Clients(http=http, call_control=control)
+        yield
+
+
+def _open_raw(app: web.Application) -> Coroutine[Any, Any, RealtimeConnection]:
+    settings = app[SETTINGS]
+    return RealtimeConnection.connect(
+        app[CLIENTS].http, settings.openai_realtime_url, settings.openai_api_key.get_secret_value()
+    )
+
+
+async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    base_session = realtime.session_config(settings, instructions=BASE_INSTRUCTIONS, tools=app[TOOLS].session_tools())
+
+    async def open_configured() -> RealtimeConnection:
+        connection = await _open_raw(app)
+        await connection.send(realtime.session_update(base_session))
+        return connection
+
+    pool = ModelSessionPool(
+        open_configured,
+        size=settings.model_pool_size,
+        max_age_seconds=settings.model_pool_max_age_seconds,
+        close_timeout=settings.close_timeout_seconds,
+    )
+    greetings = GreetingCache(settings)
+    app[POOL] = pool
+    app[GREETINGS] = greetings
+    tasks: list[asyncio.Task[None]] = []
+    if settings.greeting_cache_enabled:
+        tasks.append(asyncio.create_task(greetings.run(lambda: _open_raw(app)), name="greeting-cache"))
+    if settings.model_pool_size > 0:
+        tasks.append(asyncio.create_task(pool.run(), name="model-pool"))
+    yield
+    await _cancel(tasks)
+    await pool.close()
+
+
+async def _operations(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    protection = TaskProtection(
+        settings.ecs_agent_uri, app[CLIENTS].http, expires_minutes=settings.task_protection_minutes
+    )
+    metrics.add_listener(protection.on_active_calls)
+    tasks = [
+        asyncio.create_task(metrics.run_active_calls_reporter(), name="active-calls-reporter"),
+        asyncio.create_task(protection.run_renewer(), name="task-protection"),
+    ]
+    yield
+    # Calls still live at shutdown (drain timed out) end now, so their records are written before the loop stops.
+    state = app[STATE]
+    state.draining = True
+    for session in list(state.calls):
+        await session.end_for_shutdown()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(settings.close_timeout_seconds * 3 + 5):
+            await state.idle.wait()
+    await _cancel(tasks)
+    await metrics.drain_listeners()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ---- draining (SIGTERM) --------------------------------------------------------------------------------------------
+
+
+def start_draining(app: web.Application) -> None:
+    app[STATE].draining = True
+    log.info("draining: /healthz answers 503, new streams are refused, %d live calls continue", len(app[STATE].calls))
+
+
+async def wait_for_calls(app: web.Application, limit_seconds: float) -> bool:
+    """True when every live call ended within `limit_seconds`."""
+    try:
+        async with asyncio.timeout(limit_seconds):
+            await app[STATE].idle.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+# ---- routes --------------------------------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.draining:
+        return web.json_response({"status": "draining", "calls": len(state.calls)}, status=503)
+    return web.json_response({"status": "ok", "calls": len(state.calls)})
+
+
+async def media_stream(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings, metrics, state = app[SETTINGS], app[METRICS], app[STATE]
+    if state.draining:
+        log.info("stream refused: draining")
+        metrics.record("RejectedStreams", 1, "Count")
+        raise web.HTTPServiceUnavailable(text="draining")
+    if not app[ADMISSION].upgrade_is_signed(request.headers):
+        log.warning("stream refused: bad or missing X-Twilio-Signature on the upgrade (from %s)", request.remote)
+        metrics.record("RejectedStreams", 1, "Count")
+        raise web.HTTPForbidden(text="invalid signature")
+    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
+    await ws.prepare(request)
+    twilio: TwilioSide | None = None
+    try:
+        async with asyncio.timeout(START_TIMEOUT_SECONDS):
+            start = await _await_start(ws)
+        if start is None:
+            return ws
+        started_at = time.monotonic()
+        twilio = TwilioSide(ws, start.stream_sid, close_timeout=settings.close_timeout_seconds)
+        admitted = await app[ADMISSION].admit(start)
+    except (FrameRejected, AdmissionRefused) as refusal:
+        log.warning("stream refused: %s (close %d)", refusal.reason, refusal.code)
+        metrics.record("RejectedStreams", 1, "Count")
+        await _close(ws, refusal.code, refusal.reason, settings.close_timeout_seconds)
+        return ws
+    except TimeoutError:
+        log.warning("stream refused: no start frame within %.0f s", START_TIMEOUT_SECONDS)
+        metrics.record("RejectedStreams", 1, "Count")
+        await _close(ws, CloseCode.POLICY, "no start frame", settings.close_timeout_seconds)
+        return ws
+    greetings = app[GREETINGS]
+    direction = admitted.record.direction
+    greeting_text = greetings.text_for(direction)
+    deps = CallDependencies(
+        settings=settings,
+        store=app[STORE],
+        archive=app[ARCHIVE],
+        pool=app[POOL],
+        tools=app[TOOLS],
+        metrics=metrics,
+        http=app[CLIENTS].http,
+        call_control=app[CLIENTS].call_control,
+    )
+    session = CallSession(
+        admitted,
+        twilio,
+        deps,
+        instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
+        greeting_text=greeting_text,
+        greeting=greetings.get(direction),
+        started_at=started_at,
+    )
+    state.calls.add(session)
+    state.idle.clear()
+    metrics.call_started()
+    # The call runs in its own task: aiohttp cancels a WebSocket handler once the peer's socket is gone, and the
+    # call's teardown (closing the model session, writing the records) must run to its end regardless.
+    call = asyncio.create_task(_run_call(state, metrics, session), name=f"call:{admitted.start.call_sid}")
+    state.tasks.add(call)
+    call.add_done_callback(state.tasks.discard)
+    await asyncio.shield(call)
+    return ws
+
+
+async def _run_call(state: RelayState, metrics: RelayMetrics, session: CallSession) -> None:
+    try:
+        await session.run()
+    finally:
+        state.calls.discard(session)
+        metrics.call_ended()
+        if not state.calls:
+            state.idle.set()
+
+
+async def _await_start(ws: web.WebSocketResponse) -> Start | None:
+    """Frames up to `start`. Anything but `connected` before it is refused (1008); None when the peer left."""
+    async for message in ws:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            frame = parse_frame(message.data)
+            if isinstance(frame, Start):
+                return frame
+            if not isinstance(frame, Connected):
+                raise FrameRejected(CloseCode.POLICY, f"{type(frame).__name__.lower()} frame before start")
+        elif message.type is aiohttp.WSMsgType.BINARY:
+            raise FrameRejected(CloseCode.UNSUPPORTED, "binary frames not supported")
+        elif message.type is aiohttp.WSMsgType.ERROR:
+            log.warning("stream refused before start: %s (closed %s)", ws.exception(), ws.close_code)
+            return None
+    return None
+
+
+async def _close(ws: web.WebSocketResponse, code: CloseCode, reason: str, grace_seconds: float) -> None:
+    with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+        async with asyncio.timeout(grace_seconds):
+            await ws.close(code=code, message=reason.encode()[:120])

@@ -1,0 +1,178 @@
+"""What the caller has actually heard.
+
+Twilio plays the audio it is sent in order and echoes a `mark` once the audio queued before it has played. After a
+`clear` it echoes every pending mark at once, so an echo alone cannot tell played from cleared: this tracker keeps
+that state itself. Between echoes it interpolates with the clock (pcmu: 8 bytes = 1 ms), starting each chunk no
+earlier than it was sent, so a gap between two responses never counts as playing.
+
+Positions are in bytes on one timeline of everything sent to Twilio on this call ("global" bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+BYTES_PER_MS = 8
+
+
+@dataclass(slots=True)
+class _Chunk:
+    item_id: str
+    global_start: int
+    size: int
+    sent_at: float
+    mark: str
+
+
+@dataclass(slots=True)
+class _Item:
+    sent_bytes: int = 0
+    chunks: list[_Chunk] = field(default_factory=list)
+    cap_bytes: int | None = None  # set by a clear: nothing past this was heard
+
+
+class PlaybackTracker:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, keep_items: int = 8) -> None:
+        self._clock = clock
+        self._keep_items = keep_items
+        self._items: dict[str, _Item] = {}
+        self._pending: deque[_Chunk] = deque()  # sent, mark not yet echoed, in send order
+        self._cleared_marks: set[str] = set()
+        self._sent_bytes = 0
+        # The last known point of the play-out: `anchor_bytes` had been played at `anchor_time`.
+        self._anchor_bytes = 0
+        self._anchor_time = 0.0
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    # ---- feeding -----------------------------------------------------------------------------------------------
+
+    def sent(self, item_id: str, size: int) -> str:
+        """Record `size` bytes of `item_id` just sent to Twilio; returns the mark name to send right after them."""
+        now = self._clock()
+        item = self._items.get(item_id)
+        if item is None:
+            item = self._items[item_id] = _Item()
+            self._forget_old_items()
+        if not self._pending:
+            # Twilio's queue is empty: this chunk starts playing as it arrives.
+            self._anchor_bytes, self._anchor_time = self._sent_bytes, now
+        item.sent_bytes += size
+        mark = f"{item_id}:{item.sent_bytes // BYTES_PER_MS}"
+        chunk = _Chunk(item_id, self._sent_bytes, size, now, mark)
+        item.chunks.append(chunk)
+        self._pending.append(chunk)
+        self._sent_bytes += size
+        self._drained.clear()
+        return mark
+
+    def mark_echoed(self, name: str) -> bool:
+        """Twilio echoed a mark. True when it marks audio that was played; False when it was cleared or unknown."""
+        if name in self._cleared_marks:
+            self._cleared_marks.discard(name)
+            return False
+        while self._pending:
+            chunk = self._pending.popleft()
+            if chunk.mark == name:
+                self._anchor_bytes = chunk.global_start + chunk.size
+                self._anchor_time = self._clock()
+                if not self._pending:
+                    self._drained.set()
+                return True
+        self._drained.set()
+        return False
+
+    def clear(self) -> None:
+        """A `clear` was just sent: freeze what each item had been heard; later echoes of pending marks are cleared."""
+        heard = self._heard_global(self._clock())
+        for chunk in self._pending:
+            self._cleared_marks.add(chunk.mark)
+        for item in self._items.values():
+            if item.cap_bytes is None and item.chunks and item.chunks[-1].global_start + item.chunks[-1].size > heard:
+                item.cap_bytes = self._item_heard_at(item, heard)
+        self._pending.clear()
+        self._anchor_bytes, self._anchor_time = self._sent_bytes, self._clock()
+        self._drained.set()
+
+    # ---- questions ---------------------------------------------------------------------------------------------
+
+    def heard_ms(self, item_id: str) -> int | None:
+        """Milliseconds of `item_id` the caller has heard: never beyond what was sent, None when none played."""
+        item = self._items.get(item_id)
+        if item is None:
+            return None
+        heard = self._item_heard_at(item, self._heard_global(self._clock()))
+        if item.cap_bytes is not None:
+            heard = min(heard, item.cap_bytes)
+        return heard // BYTES_PER_MS if heard > 0 else None
+
+    def sent_ms(self, item_id: str) -> int:
+        item = self._items.get(item_id)
+        return item.sent_bytes // BYTES_PER_MS if item else 0
+
+    def playing_item(self) -> str | None:
+        """The item whose audio is playing now (or queued next); None when Twilio's queue has played out."""
+        heard = self._heard_global(self._clock())
+        for chunk in self._pending:
+            if chunk.global_start + chunk.size > heard:
+                return chunk.item_id
+        return None
+
+    def unplayed_items(self, *, min_remaining_ms: int = 0) -> list[str]:
+        """Items with audio still to play, in play order. A queue within `min_remaining_ms` of its end counts as
+        played out: the clock and the echoes can disagree by a few ms at the very end of an utterance."""
+        heard = self._heard_global(self._clock())
+        end = self._pending[-1].global_start + self._pending[-1].size if self._pending else 0
+        if end - heard <= min_remaining_ms * BYTES_PER_MS:
+            return []
+        seen: dict[str, None] = {}
+        for chunk in self._pending:
+            if chunk.global_start + chunk.size > heard:
+                seen.setdefault(chunk.item_id)
+        return list(seen)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    async def wait_drained(self) -> None:
+        """Until every mark sent so far has been echoed (the caller heard everything, or it was cleared)."""
+        await self._drained.wait()
+
+    # ---- internals ---------------------------------------------------------------------------------------------
+
+    def _heard_global(self, now: float) -> int:
+        position, clock = self._anchor_bytes, self._anchor_time
+        for chunk in self._pending:
+            if chunk.global_start + chunk.size <= position:
+                continue
+            start = max(clock, chunk.sent_at)
+            if now <= start:
+                break
+            remaining = chunk.global_start + chunk.size - max(position, chunk.global_start)
+            playable = round((now - start) * 1000 * BYTES_PER_MS)
+            if playable < remaining:
+                return max(position, chunk.global_start) + playable
+            position = chunk.global_start + chunk.size
+            clock = start + remaining / (1000 * BYTES_PER_MS)
+        return position
+
+    @staticmethod
+    def _item_heard_at(item: _Item, heard_global: int) -> int:
+        total = 0
+        for chunk in item.chunks:
+            if heard_global <= chunk.global_start:
+                break
+            total += min(chunk.size, heard_global - chunk.global_start)
+        return total
+
+    def _forget_old_items(self) -> None:
+        while len(self._items) > self._keep_items:
+            oldest = next(iter(self._items))
+            if any(chunk.item_id == oldest for chunk in self._pending):
+                return
+            del self._items[oldest]

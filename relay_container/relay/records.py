@@ -1,0 +1,188 @@
+"""The call's records: each transcript turn written to the store as it completes (so a crash loses at most the turn
+in flight), and at the end the transcript and summary in S3 and the call record's outcome, latencies, usage and cost.
+
+Every store/archive call runs in a thread (`asyncio.to_thread`): boto3 is blocking and the event loop carries
+every call's audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from callcore.masking import mask_phone
+from callcore.models import (
+    CallLatencies,
+    CallOutcome,
+    CallRecord,
+    TokenUsage,
+    ToolCall,
+    TranscriptTurn,
+    TurnRole,
+    utc_now,
+)
+from callcore.pricing import ModelPrices, estimate_cost
+from callcore.store import CallStore
+from callcore.transcripts import TranscriptArchive
+
+log = logging.getLogger(__name__)
+
+
+def cut_text(text: str, heard_ms: int | None, total_ms: int) -> str:
+    """The part of an interrupted utterance the caller heard, proportional to heard/total audio, on a word boundary."""
+    if not heard_ms or total_ms <= 0:
+        return ""
+    if heard_ms >= total_ms:
+        return text
+    words = text.split()
+    keep = round(len(words) * heard_ms / total_ms)
+    return " ".join(words[:keep])
+
+
+def usage_from_response_done(event: Mapping[str, Any]) -> TokenUsage:
+    usage = (event.get("response") or {}).get("usage") or {}
+    inputs = usage.get("input_token_details") or {}
+    outputs = usage.get("output_token_details") or {}
+    return TokenUsage(
+        input_text_tokens=int(inputs.get("text_tokens") or 0),
+        input_audio_tokens=int(inputs.get("audio_tokens") or 0),
+        input_cached_tokens=int(inputs.get("cached_tokens") or 0),
+        output_text_tokens=int(outputs.get("text_tokens") or 0),
+        output_audio_tokens=int(outputs.get("audio_tokens") or 0),
+    )
+
+
+class CallRecorder:
+    def __init__(
+        self,
+        record: CallRecord,
+        *,
+        store: CallStore,
+        archive: TranscriptArchive,
+        prices: ModelPrices,
+        turn_retention_days: int,
+    ) -> None:
+        self.record = record
+        self._store = store
+        self._archive = archive
+        self._prices = prices
+        self._retention = timedelta(days=turn_retention_days)
+        self._next_index = 0
+        self._writes: set[asyncio.Task[None]] = set()
+        self._pending_tools: list[ToolCall] = []
+        self.usage = TokenUsage()
+        self.greeting_ms: int | None = None
+        self.turn_ms: list[int] = []
+        self.tool_ms: list[int] = []
+        self.barge_ins = 0
+        self.tool_calls = 0
+        self.turns: list[TranscriptTurn] = []
+
+    # ---- during the call ---------------------------------------------------------------------------------------
+
+    def caller_turn(self, text: str, *, started_at: datetime, item_id: str | None) -> None:
+        if text.strip():
+            self._write(TurnRole.CALLER, text.strip(), started_at=started_at, item_id=item_id)
+
+    def agent_turn(
+        self,
+        text: str,
+        *,
+        started_at: datetime,
+        item_id: str | None,
+        interrupted: bool = False,
+        heard_ms: int | None = None,
+    ) -> None:
+        tools, self._pending_tools = self._pending_tools, []
+        # An interruption a few ms in cuts to no words, yet the caller did hear the agent start: keep that turn.
+        if text.strip() or tools or (interrupted and heard_ms):
+            self._write(
+                TurnRole.AGENT,
+                text.strip(),
+                started_at=started_at,
+                item_id=item_id,
+                interrupted=interrupted,
+                heard_ms=heard_ms,
+                tool_calls=tools,
+            )
+
+    def tool_call(self, call: ToolCall) -> None:
+        """Kept until the next agent turn is written, which carries it."""
+        self.tool_calls += 1
+        self.tool_ms.append(call.duration_ms)
+        self._pending_tools.append(call)
+
+    def add_usage(self, usage: TokenUsage) -> None:
+        self.usage = self.usage + usage
+
+    def _write(self, role: TurnRole, text: str, *, started_at: datetime, item_id: str | None, **extra: Any) -> None:
+        turn = TranscriptTurn(
+            call_sid=self.record.call_sid,
+            index=self._next_index,
+            role=role,
+            text=text,
+            started_at=started_at,
+            ended_at=utc_now(),
+            item_id=item_id,
+            **extra,
+        )
+        self._next_index += 1
+        self.turns.append(turn)
+        task = asyncio.create_task(self._put(turn))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _put(self, turn: TranscriptTurn) -> None:
+        try:
+            await asyncio.to_thread(self._store.put_turn, turn)
+        except Exception:
+            # The turn stays in memory and goes to S3 at the end; losing the DynamoDB copy only weakens crash recovery.
+            log.exception("could not store turn %d of call %s", turn.index, turn.call_sid)
+
+    # ---- at the end --------------------------------------------------------------------------------------------
+
+    async def finish(self, outcome: CallOutcome) -> CallRecord | None:
+        """Flush turns, update the call record, write transcript + summary to S3, then expire the turn items."""
+        if self._pending_tools:
+            self.agent_turn("", started_at=utc_now(), item_id=None)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        changes: dict[str, Any] = {
+            "outcome": outcome,
+            "turn_count": len(self.turns),
+            "barge_in_count": self.barge_ins,
+            "tool_call_count": self.tool_calls,
+            "latencies": CallLatencies(greeting_ms=self.greeting_ms, turn_ms=self.turn_ms, tool_ms=self.tool_ms),
+            "usage": self.usage,
+            "estimated_cost_usd": estimate_cost(self.usage, self._prices),
+        }
+        try:
+            return await asyncio.to_thread(self._finish_sync, changes)
+        except Exception:
+            log.exception("could not finish the records of call %s", self.record.call_sid)
+            return None
+
+    def _finish_sync(self, changes: dict[str, Any]) -> CallRecord:
+        call_sid = self.record.call_sid
+        record = self._store.update_call(call_sid, changes, only_if_unset=("outcome",))
+        # The store's turns are the durable copy; the in-memory ones cover any write that failed.
+        stored = {turn.index: turn for turn in self._store.list_turns(call_sid)}
+        for turn in self.turns:
+            stored.setdefault(turn.index, turn)
+        turns = [stored[i] for i in sorted(stored)]
+        key = self._archive.write_transcript(record, turns)
+        record = self._store.update_call(call_sid, {"transcript_key": key})
+        self._archive.write_call_summary(record)
+        self._store.expire_turns(call_sid, utc_now() + self._retention)
+        log.info(
+            "call %s from %s recorded: %d turns, outcome %s, cost $%s",
+            call_sid,
+            mask_phone(record.from_number),
+            len(turns),
+            record.outcome.value if record.outcome else None,
+            record.estimated_cost_usd,
+        )
+        return record

@@ -1,0 +1,291 @@
+"""A fake of the Twilio REST API's Calls resource that records every request it receives.
+
+One fake (`FakeTwilioRest`) holds the rules and the recording; it is reached two ways:
+
+- `InProcessTwilioHttpClient`: a `twilio.http.HttpClient` for unit tests (no socket). It hands the fake the form body
+  encoded exactly as `requests` would put it on the wire, and the Basic auth header.
+- `TwilioRestServer`: the same fake behind a real HTTP server on 127.0.0.1, for integration tests; the Lambdas reach
+  it through `TWILIO_API_BASE_URL` and twilio's own `TwilioHttpClient`.
+
+What it enforces, as Twilio does: Basic auth with the account SID and auth token, the account in the path, `To` in
+E.164 (error 21211), exactly one of `Url`/`Twiml`/`ApplicationSid` on create (21205), `Url` and `Twiml` exclusive on
+update, inline TwiML of at most 4000 characters (32018), unknown calls (20404) and updates to calls that are no
+longer live (21220). Tests script other failures with `fail_next`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from twilio.http import HttpClient
+from twilio.http.response import Response
+
+API_ORIGIN = "https://api.twilio.com"
+_CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls\.json$")
+_CALL = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls/(?P<sid>[^/]+)\.json$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
+MAX_TWIML_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    form: dict[str, list[str]]
+    username: str | None
+    password: str | None
+
+    def value(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+    def values(self, name: str) -> list[str]:
+        return list(self.form.get(name, []))
+
+    @property
+    def call_sid(self) -> str | None:
+        match = _CALL.match(self.path)
+        return match.group("sid") if match else None
+
+
+@dataclass
+class FakeCall:
+    sid: str
+    to: str
+    from_: str
+    status: str = "in-progress"
+    direction: str = "inbound"
+    twiml_updates: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScriptedError:
+    status: int
+    code: int
+    message: str
+
+
+class FakeTwilioRest:
+    def __init__(self, *, account_sid: str, auth_token: str) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.requests: list[RecordedRequest] = []
+        self.calls: dict[str, FakeCall] = {}
+        self.refused_numbers: dict[str, int] = {}
+        self._scripted: list[ScriptedError] = []
+        self._lock = threading.Lock()
+
+    # ---- test controls ---------------------------------------------------------------------------------------
+
+    def add_call(
+        self, sid: str, *, status: str = "in-progress", to: str = "+15005550006", from_: str = "+15005550001"
+    ) -> FakeCall:
+        """A call Twilio knows about (an inbound call the Lambdas answered earlier)."""
+        call = FakeCall(sid=sid, to=to, from_=from_, status=status)
+        self.calls[sid] = call
+        return call
+
+    def fail_next(self, *, status: int, code: int, message: str) -> None:
+        """The next request is answered with this Twilio error instead of being handled."""
+        self._scripted.append(ScriptedError(status, code, message))
+
+    def refuse_number(self, number: str, code: int = 21211) -> None:
+        """Creating a call to `number` fails with `code` (a valid-looking number Twilio will not dial)."""
+        self.refused_numbers[number] = code
+
+    def requests_for(self, call_sid: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.call_sid == call_sid]
+
+    # ---- the API ---------------------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        form = parse_qs(body.decode(), keep_blank_values=True)
+        username, password = _basic_auth(headers)
+        with self._lock:
+            self.requests.append(RecordedRequest(method.upper(), path, form, username, password))
+            if (username, password) != (self.account_sid, self.auth_token):
+                return _error(401, 20003, "Authenticate")
+            if self._scripted:
+                scripted = self._scripted.pop(0)
+                return _error(scripted.status, scripted.code, scripted.message)
+            if match := _CALLS.match(path):
+                if match.group("account") != self.account_sid:
+                    return _error(403, 20003, "Account mismatch")
+                if method.upper() == "POST":
+                    return self._create(form)
+            elif match := _CALL.match(path):
+                if match.group("account") != self.account_sid:
+                    return _error(403, 20003, "Account mismatch")
+                call = self.calls.get(match.group("sid"))
+                if call is None:
+                    return _error(404, 20404, f"The requested resource {path} was not found")
+                if method.upper() == "POST":
+                    return self._update(call, form)
+                if method.upper() == "GET":
+                    return 200, self._call_json(call)
+            return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def _create(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        to = _first(form, "To")
+        from_ = _first(form, "From")
+        if not to or not _E164.match(to):
+            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if to in self.refused_numbers:
+            return _error(400, self.refused_numbers[to], f"Twilio will not call {to}")
+        if not from_:
+            return _error(400, 21603, "A 'From' phone number is required.")
+        instructions = [name for name in ("Url", "Twiml", "ApplicationSid") if _first(form, name)]
+        if len(instructions) != 1:
+            return _error(400, 21205, "Exactly one of Url, Twiml or ApplicationSid is required.")
+        sid = "CA" + uuid.uuid4().hex
+        call = FakeCall(sid=sid, to=to, from_=from_, status="queued", direction="outbound-api")
+        self.calls[sid] = call
+        return 201, self._call_json(call)
+
+    def _update(self, call: FakeCall, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        twiml = _first(form, "Twiml")
+        url = _first(form, "Url")
+        status = _first(form, "Status")
+        if twiml and url:
+            return _error(400, 21232, "Url and Twiml are mutually exclusive")
+        if twiml and len(twiml) > MAX_TWIML_CHARS:
+            return _error(400, 32018, "Inline TwiML is longer than 4000 characters")
+        if call.status not in LIVE_STATUSES:
+            return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        if status in {"completed", "canceled"}:
+            call.status = status
+        if twiml:
+            call.twiml_updates.append(twiml)
+        return 200, self._call_json(call)
+
+    def _call_json(self, call: FakeCall) -> dict[str, Any]:
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "to": call.to,
+            "from": call.from_,
+            "status": call.status,
+            "direction": call.direction,
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
+        }
+
+
+def _first(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _basic_auth(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    if not value.startswith("Basic "):
+        return None, None
+    username, _, password = base64.b64decode(value[6:]).decode().partition(":")
+    return username, password
+
+
+class InProcessTwilioHttpClient(HttpClient):  # type: ignore[misc]
+    """twilio's HttpClient contract, answered by the fake in-process (unit tests cannot open sockets)."""
+
+    def __init__(self, fake: FakeTwilioRest) -> None:
+        super().__init__(logging.getLogger("tests.fakes.twilio_rest"), is_async=False)
+        self.fake = fake
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        parts = urlsplit(uri)
+        assert f"{parts.scheme}://{parts.netloc}" == API_ORIGIN, f"unexpected Twilio host in {uri}"
+        wire_headers = dict(headers or {})
+        if auth:
+            wire_headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        # `requests` form-encodes a dict with list values as repeated fields; so does this.
+        body = urlencode(data or {}, doseq=True).encode()
+        status, payload = self.fake.handle(method, parts.path, wire_headers, body)
+        return Response(status, json.dumps(payload), {"Content-Type": "application/json"})
+
+
+class TwilioRestServer:
+    """The fake behind a real HTTP/1.1 server on 127.0.0.1 (an ephemeral port), served from a background thread."""
+
+    def __init__(self, fake: FakeTwilioRest) -> None:
+        self.fake = fake
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "the server is not running"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        fake = self.fake
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = fake.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
+                encoded = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(encoded)))
+                self.end_headers()
+                self.wfile.write(encoded)
+
+            do_GET = _serve
+            do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-twilio-rest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and free the port (idempotent): afterwards connections to `base_url` are refused."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._thread = None
+
+    def __enter__(self) -> TwilioRestServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,77 @@
+"""Transfer, hang-up and outbound calls against the fake Twilio REST API over a loopback socket: the SDK's real HTTP
+client, the real form encoding and Basic auth, Twilio's JSON errors."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from callcore.models import CallOutcome
+from lambdas.handlers import hangup, outbound_call, transfer
+from tests.unit.lambdas.events import (
+    ACCOUNT_SID,
+    AGENT_NUMBER,
+    API_BASE,
+    AUTH_TOKEN,
+    HUMAN_NUMBER,
+    hangup_event,
+    node,
+    outbound_event,
+    parse_twiml,
+    transfer_event,
+)
+
+
+def test_the_twilio_sdk_talks_to_the_fake_over_loopback(twilio_server):
+    assert urlsplit(twilio_server.base_url).hostname == "127.0.0.1"
+
+
+def test_outbound_call_on_the_wire(aws, invoke, twilio_server):
+    result = invoke(outbound_call.handler, outbound_event({"to": "+15005550177", "context": "follow-up"}))
+
+    assert result.status == 201
+    [request] = twilio_server.fake.requests
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+    assert request.form["To"] == ["+15005550177"]
+    assert request.form["From"] == [AGENT_NUMBER]
+    assert request.form["Url"] == [f"{API_BASE}/twilio/incoming?direction=outbound"]
+    assert request.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    call_sid = result.json()["callSid"]
+    assert call_sid in twilio_server.fake.calls
+    assert aws.store.require_call(call_sid).context == "follow-up"
+
+
+def test_transfer_and_hangup_on_the_wire(aws, invoke, make_call, twilio_server):
+    call = make_call()
+    twilio_server.fake.add_call(call.call_sid)
+
+    moved = invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "billing", "summary": "Refund query."}))
+    assert moved.status == 200
+    [redirect] = twilio_server.fake.requests_for(call.call_sid)
+    number = node(parse_twiml(redirect.form["Twiml"][0]), "./Dial/Number")
+    assert number.text == HUMAN_NUMBER
+    assert number.get("url") == f"{API_BASE}/twilio/whisper?callSid={call.call_sid}"
+
+    other = make_call()
+    twilio_server.fake.add_call(other.call_sid)
+    ended = invoke(hangup.handler, hangup_event(other.call_sid, {"reason": "goodbye"}))
+    assert ended.status == 200
+    assert twilio_server.fake.requests_for(other.call_sid)[0].form == {"Status": ["completed"]}
+    assert aws.store.require_call(other.call_sid).outcome is CallOutcome.COMPLETED_BY_AGENT
+
+
+def test_twilio_json_errors_are_mapped(aws, invoke, make_call, twilio_server):
+    call = make_call()
+    twilio_server.fake.add_call(call.call_sid, status="completed")
+    assert invoke(hangup.handler, hangup_event(call.call_sid, {"reason": "goodbye"})).status == 409
+    twilio_server.fake.fail_next(status=500, code=20500, message="internal")
+    assert invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "r", "summary": "s"})).status == 502
+
+
+def test_twilio_unreachable_is_a_502(aws, invoke, make_call, twilio_server):
+    call = make_call()
+    twilio_server.stop()  # TWILIO_API_BASE_URL now points at a closed loopback port
+    answer = invoke(hangup.handler, hangup_event(call.call_sid, {"reason": "goodbye"}))
+    assert answer.status == 502
+    assert "did not answer" in answer.json()["message"]
+    assert aws.store.require_call(call.call_sid).outcome is None

@@ -1,0 +1,180 @@
+"""Fixtures of the Lambda tests: the Lambda environment, moto (DynamoDB, S3, Secrets Manager) with the real table and
+bucket, the in-process fake of the Twilio REST API, and readers for what the handlers logged and emitted."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+import callcore.aws
+from callcore.aws import BOTO_CONFIG, dynamodb_client, s3_client
+from callcore.local_resources import create_bucket, create_table
+from callcore.models import CallDirection, CallRecord, CallStatus
+from callcore.store import CallStore
+from callcore.transcripts import TranscriptArchive
+from lambdas.observability import SERVICE_NAME, logger
+from lambdas.twilio_calls import use_http_client
+from tests.fakes.twilio_rest import FakeTwilioRest, InProcessTwilioHttpClient
+from tests.unit.lambdas.events import (
+    ACCOUNT_SID,
+    AGENT_NUMBER,
+    AUTH_TOKEN,
+    BUCKET,
+    CALLER_NUMBER,
+    LAMBDA_ENV,
+    TABLE,
+    FakeLambdaContext,
+    new_call_sid,
+)
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_empty_metrics() -> None:
+    # lambdas.observability ignores this Powertools warning process-wide; pytest resets filters for every test.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in LAMBDA_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("PUBLIC_API_BASE_URL", "ANSWERING_MACHINE_DETECTION", "TWILIO_API_BASE_URL", "VOICEMAIL_MESSAGE"):
+        monkeypatch.delenv(name, raising=False)
+    return dict(LAMBDA_ENV)
+
+
+_CLIENTS: dict[str, Any] = {}
+
+
+def _client_reused_across_tests(service: str) -> Any:
+    """Building a boto3 client parses botocore's service model (~0.1-0.2 s each); moto intercepts a client however
+    old it is and resets its state at every `mock_aws()` start, so one client per service serves every test."""
+    if service not in _CLIENTS:
+        _CLIENTS[service] = boto3.session.Session().client(service, config=BOTO_CONFIG)  # type: ignore[call-overload]
+    return _CLIENTS[service]
+
+
+@dataclass
+class Aws:
+    store: CallStore
+    archive: TranscriptArchive
+
+
+@pytest.fixture
+def aws(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    monkeypatch.setattr(callcore.aws, "_client", _client_reused_across_tests)
+    with mock_aws():
+        parameters.clear_caches()
+        create_table(dynamodb_client(), TABLE)
+        create_bucket(s3_client(), BUCKET)
+        from lambdas.settings import load_settings
+
+        settings = load_settings()
+        yield Aws(
+            store=CallStore(TABLE),
+            archive=TranscriptArchive(BUCKET, hash_key=settings.caller_hash_key),
+        )
+        parameters.clear_caches()
+
+
+@pytest.fixture
+def twilio(lambda_env: dict[str, str]) -> Iterator[FakeTwilioRest]:
+    fake = FakeTwilioRest(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    use_http_client(InProcessTwilioHttpClient(fake))
+    yield fake
+    use_http_client(None)
+
+
+@dataclass
+class Invocation:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@pytest.fixture
+def invoke() -> Callable[[Handler, dict[str, Any]], Invocation]:
+    def _invoke(handler: Handler, event: dict[str, Any]) -> Invocation:
+        response = handler(event, FakeLambdaContext())
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name.lower()] = values[0]
+        return Invocation(status=response["statusCode"], body=response.get("body") or "", headers=headers)
+
+    return _invoke
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Every line the Lambdas' Powertools logger writes during the test, formatted as in CloudWatch."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    std_logger = logging.getLogger(SERVICE_NAME)
+    std_logger.addHandler(handler)
+    yield stream
+    std_logger.removeHandler(handler)
+
+
+def emitted_metrics(stdout: str) -> dict[str, float]:
+    """Metric name -> summed value over the EMF documents Powertools printed."""
+    totals: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                name = metric["Name"]
+                value = document[name]
+                totals[name] = totals.get(name, 0) + (sum(value) if isinstance(value, list) else value)
+    return totals
+
+
+MakeCall = Callable[..., CallRecord]
+
+
+@pytest.fixture
+def make_call(aws: Aws) -> MakeCall:
+    """Store a call record as the incoming-call route would have left it (admitted to the agent unless told)."""
+
+    def _make(
+        call_sid: str | None = None,
+        *,
+        status: CallStatus = CallStatus.IN_PROGRESS,
+        admitted: bool = True,
+        direction: CallDirection = CallDirection.INBOUND,
+        **fields: Any,
+    ) -> CallRecord:
+        record = CallRecord(
+            call_sid=call_sid or new_call_sid(),
+            account_sid=ACCOUNT_SID,
+            direction=direction,
+            from_number=CALLER_NUMBER,
+            to_number=AGENT_NUMBER,
+            status=status,
+            stream_token_expiry=int(time.time()) + 120 if admitted else None,
+            **fields,
+        )
+        aws.store.create_call(record)
+        if admitted:
+            aws.store.adjust_active_calls(+1)
+        return record
+
+    return _make

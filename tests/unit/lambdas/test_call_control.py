@@ -1,0 +1,214 @@
+"""POST /calls/{callSid}/transfer and /hangup: the Twilio REST calls on the wire (the fake records them), the record,
+idempotency and the mapping of Twilio's errors."""
+
+from __future__ import annotations
+
+import pytest
+from twilio.twiml.voice_response import VoiceResponse
+
+from callcore.models import CallOutcome, CallStatus
+from lambdas.handlers import hangup, transfer
+from tests.unit.lambdas.conftest import emitted_metrics
+from tests.unit.lambdas.events import (
+    ACCOUNT_SID,
+    API_BASE,
+    AUTH_TOKEN,
+    HUMAN_NUMBER,
+    hangup_event,
+    new_call_sid,
+    parse_twiml,
+    text,
+    transfer_event,
+)
+
+TRANSFER = {"reason": "caller asked for a person", "summary": "Ana wants to move her booking from Friday to Saturday."}
+CALL_PATH = "/2010-04-01/Accounts/{account}/Calls/{sid}.json"
+
+
+@pytest.fixture
+def live_call(make_call, twilio):
+    call = make_call()
+    twilio.add_call(call.call_sid)
+    return call
+
+
+def test_transfer_redirects_the_live_call_to_the_human_with_a_whisper(aws, twilio, invoke, live_call, capsys):
+    answer = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+
+    assert answer.status == 200
+    assert answer.json() == {"callSid": live_call.call_sid, "status": "transferred", "target": "+1******0100"}
+    [request] = twilio.requests
+    assert request.method == "POST"
+    assert request.path == CALL_PATH.format(account=ACCOUNT_SID, sid=live_call.call_sid)
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+    expected = VoiceResponse()
+    expected.dial().number(HUMAN_NUMBER, url=f"{API_BASE}/twilio/whisper?callSid={live_call.call_sid}", method="POST")
+    assert request.value("Twiml") == str(expected.to_xml())
+    assert text(parse_twiml(request.value("Twiml") or ""), "./Dial/Number") == HUMAN_NUMBER
+    assert request.value("Url") is None
+
+    record = aws.store.require_call(live_call.call_sid)
+    assert record.transfer_target == HUMAN_NUMBER
+    assert record.transfer_reason == TRANSFER["reason"]
+    assert record.transfer_summary == TRANSFER["summary"]
+    assert record.outcome is CallOutcome.TRANSFERRED
+    assert emitted_metrics(capsys.readouterr().out).get("Transfers") == 1
+
+
+def test_a_repeated_transfer_answers_the_same_and_does_not_call_twilio_again(twilio, invoke, live_call):
+    first = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    second = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert second.status == 200
+    assert second.body == first.body
+    assert len(twilio.requests) == 1
+
+
+def test_transfer_keeps_an_outcome_set_earlier(aws, twilio, invoke, make_call):
+    call = make_call(outcome=CallOutcome.MAX_DURATION)
+    twilio.add_call(call.call_sid)
+    assert invoke(transfer.handler, transfer_event(call.call_sid, TRANSFER)).status == 200
+    record = aws.store.require_call(call.call_sid)
+    assert record.outcome is CallOutcome.MAX_DURATION
+    assert record.transfer_target == HUMAN_NUMBER
+
+
+def test_transfer_of_an_ended_call_is_409_without_calling_twilio(aws, twilio, invoke, make_call):
+    call = make_call(status=CallStatus.COMPLETED)
+    answer = invoke(transfer.handler, transfer_event(call.call_sid, TRANSFER))
+    assert answer.status == 409
+    assert "ended" in answer.json()["message"]
+    assert twilio.requests == []
+    assert aws.store.require_call(call.call_sid).transfer_summary is None
+
+
+def test_transfer_of_an_unknown_call_is_404(aws, twilio, invoke):
+    answer = invoke(transfer.handler, transfer_event(new_call_sid(), TRANSFER))
+    assert answer.status == 404
+    assert twilio.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"reason": "x"}, "summary"),
+        ({"summary": "y"}, "reason"),
+        ({"reason": "x", "summary": ""}, "summary"),
+        ({"reason": "x", "summary": "y", "sumary": "typo"}, "sumary"),
+        ("{not json", "body"),
+        ('["a", "list"]', "body"),
+        (None, "body"),
+    ],
+)
+def test_bad_transfer_body_is_a_400_naming_the_field_and_writes_nothing(aws, twilio, invoke, live_call, body, field):
+    answer = invoke(transfer.handler, transfer_event(live_call.call_sid, body))
+    assert answer.status == 400
+    assert answer.json()["field"] == field
+    assert twilio.requests == []
+    assert aws.store.require_call(live_call.call_sid) == live_call
+
+
+@pytest.mark.parametrize("handler_event", [transfer_event, hangup_event])
+def test_malformed_call_sid_is_a_400(aws, twilio, invoke, handler_event):
+    handler = transfer.handler if handler_event is transfer_event else hangup.handler
+    answer = invoke(handler, handler_event("CA123", {**TRANSFER}))
+    assert answer.status == 400
+    assert answer.json()["field"] == "callSid"
+    assert twilio.requests == []
+
+
+@pytest.mark.parametrize(
+    ("twilio_status", "code", "expected"),
+    [
+        (400, 21220, 409),  # call not in-progress
+        (404, 20404, 409),  # Twilio no longer knows the call
+        (400, 13223, 422),  # Dial: invalid phone number format
+        (500, 20500, 502),  # Twilio internal error
+        (429, 20429, 502),  # too many requests
+    ],
+)
+def test_twilio_errors_on_transfer_are_mapped(aws, twilio, invoke, live_call, twilio_status, code, expected):
+    twilio.fail_next(status=twilio_status, code=code, message="scripted")
+    answer = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert answer.status == expected
+    assert str(code) in answer.json()["message"]
+    if expected == 422:
+        assert answer.json()["field"] == "HUMAN_TRANSFER_NUMBER"
+    record = aws.store.require_call(live_call.call_sid)
+    assert record.transfer_target is None
+    assert record.outcome is None
+    # A later attempt is not mistaken for a repeat: it reaches Twilio again.
+    assert invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER)).status == 200
+    assert len(twilio.requests) == 2
+
+
+def test_transfer_without_a_human_line_is_503(aws, twilio, invoke, live_call, monkeypatch):
+    monkeypatch.delenv("HUMAN_TRANSFER_NUMBER")
+    answer = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert answer.status == 503
+    assert "HUMAN_TRANSFER_NUMBER" in answer.json()["message"]
+    assert twilio.requests == []
+
+
+# ---- hang-up ----------------------------------------------------------------------------------------------------
+
+
+def test_hangup_completes_the_call_on_twilio(aws, twilio, invoke, live_call, capsys):
+    answer = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "caller said goodbye"}))
+
+    assert answer.status == 200
+    assert answer.json() == {"callSid": live_call.call_sid, "status": "completed"}
+    [request] = twilio.requests
+    assert request.path == CALL_PATH.format(account=ACCOUNT_SID, sid=live_call.call_sid)
+    assert request.form == {"Status": ["completed"]}
+    assert twilio.calls[live_call.call_sid].status == "completed"
+    assert aws.store.require_call(live_call.call_sid).outcome is CallOutcome.COMPLETED_BY_AGENT
+    assert emitted_metrics(capsys.readouterr().out).get("HangUps") == 1
+
+
+def test_a_repeated_hangup_is_200_with_one_twilio_request(aws, twilio, invoke, live_call):
+    first = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "goodbye"}))
+    # The completed status callback may arrive in between: the repeat is still recognised.
+    aws.store.apply_status(live_call.call_sid, CallStatus.COMPLETED, 5)
+    second = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "goodbye"}))
+    assert second.status == 200
+    assert second.body == first.body
+    assert len(twilio.requests) == 1
+
+
+def test_hangup_of_a_call_that_ended_otherwise_is_409(aws, twilio, invoke, make_call):
+    call = make_call(status=CallStatus.COMPLETED, outcome=CallOutcome.CALLER_HUNG_UP)
+    answer = invoke(hangup.handler, hangup_event(call.call_sid, {"reason": "goodbye"}))
+    assert answer.status == 409
+    assert answer.json()["message"] == "the call has already ended"
+    assert twilio.requests == []
+    assert aws.store.require_call(call.call_sid).outcome is CallOutcome.CALLER_HUNG_UP
+
+
+def test_hangup_when_twilio_says_the_call_already_ended_is_409(aws, twilio, invoke, live_call):
+    twilio.calls[live_call.call_sid].status = "completed"  # ended; the status callback has not arrived yet
+    answer = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "goodbye"}))
+    assert answer.status == 409
+    assert aws.store.require_call(live_call.call_sid).outcome is None
+
+
+def test_hangup_after_a_transfer_is_refused(aws, twilio, invoke, live_call):
+    invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    answer = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "goodbye"}))
+    assert answer.status == 409
+    assert "transferred" in answer.json()["message"]
+    assert len(twilio.requests) == 1
+
+
+def test_hangup_of_an_unknown_call_is_404_and_twilio_failure_is_502(aws, twilio, invoke, live_call):
+    assert invoke(hangup.handler, hangup_event(new_call_sid(), {"reason": "goodbye"})).status == 404
+    twilio.fail_next(status=503, code=20503, message="service unavailable")
+    answer = invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": "goodbye"}))
+    assert answer.status == 502
+    assert aws.store.require_call(live_call.call_sid).outcome is None
+
+
+def test_hangup_needs_a_reason(aws, twilio, invoke, live_call):
+    answer = invoke(hangup.handler, hangup_event(live_call.call_sid, {}))
+    assert answer.status == 400
+    assert answer.json()["field"] == "reason"
+    assert twilio.requests == []

@@ -1,0 +1,173 @@
+"""POST /twilio/status: SequenceNumber order, duplicates, the end of a call, transcript recovery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from callcore.models import CallOutcome, CallStatus, TranscriptTurn, TurnRole
+from callcore.store import TTL_ATTRIBUTE, call_pk, turn_sk
+from callcore.transcripts import call_summary_key
+from lambdas.handlers import call_status
+from tests.unit.lambdas.conftest import emitted_metrics
+from tests.unit.lambdas.events import BUCKET, new_call_sid, status_params, twilio_event
+
+PATH = "/twilio/status"
+
+
+def send(invoke, call_sid: str, status: str, sequence: int, **extra: str):
+    return invoke(call_status.handler, twilio_event(PATH, status_params(call_sid, status, sequence, **extra)))
+
+
+def test_callbacks_apply_in_sequence_order_and_late_ones_change_nothing(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+
+    assert send(invoke, call.call_sid, "in-progress", 1).json() == {"applied": True}
+    answered = aws.store.require_call(call.call_sid)
+    assert answered.status is CallStatus.IN_PROGRESS
+    assert answered.answered_at == datetime(2025, 8, 16, 3, 45, 1, tzinfo=UTC)
+
+    late = send(invoke, call.call_sid, "ringing", 0)  # sequence 0 arrives after 1
+    assert late.status == 200
+    assert late.json() == {"applied": False}
+    assert aws.store.require_call(call.call_sid).status is CallStatus.IN_PROGRESS
+
+
+def test_duplicate_callback_is_200_and_changes_nothing(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    send(invoke, call.call_sid, "in-progress", 1)
+    before = aws.store.require_call(call.call_sid)
+
+    duplicate = send(invoke, call.call_sid, "in-progress", 1, Timestamp="Mon, 16 Aug 2025 03:50:00 +0000")
+
+    assert duplicate.status == 200
+    assert duplicate.json() == {"applied": False}
+    assert aws.store.require_call(call.call_sid) == before
+
+
+def test_completed_before_in_progress_keeps_completed_and_counts_down_once(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    assert aws.store.active_calls() == 1
+
+    send(invoke, call.call_sid, "completed", 3, CallDuration="42")
+    send(invoke, call.call_sid, "in-progress", 2)  # late
+    send(invoke, call.call_sid, "completed", 3, CallDuration="42")  # retried
+
+    record = aws.store.require_call(call.call_sid)
+    assert record.status is CallStatus.COMPLETED
+    assert record.duration_seconds == 42
+    assert record.ended_at == datetime(2025, 8, 16, 3, 45, 1, tzinfo=UTC)
+    assert aws.store.active_calls() == 0
+    make_call()  # another live call: the counter moved exactly once for the first
+    assert aws.store.active_calls() == 1
+
+
+def test_unanswered_call_gets_outcome_not_answered(aws, invoke, make_call):
+    for status in ("busy", "no-answer", "canceled", "failed"):
+        call = make_call(status=CallStatus.RINGING)
+        send(invoke, call.call_sid, status, 2, CallDuration="0")
+        record = aws.store.require_call(call.call_sid)
+        assert record.status.value == status
+        assert record.outcome is CallOutcome.NOT_ANSWERED
+    assert aws.store.active_calls() == 0
+
+
+def test_an_outcome_set_earlier_is_kept(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING, admitted=False, outcome=CallOutcome.OVERFLOW_TO_HUMAN)
+    aws.store.adjust_active_calls(+3)  # other calls on the agent
+
+    send(invoke, call.call_sid, "completed", 2, CallDuration="30")
+
+    assert aws.store.require_call(call.call_sid).outcome is CallOutcome.OVERFLOW_TO_HUMAN
+    assert aws.store.active_calls() == 3  # an overflow call was never counted in, so it is not counted out
+
+
+def _turn(call_sid: str, index: int, role: TurnRole, text: str) -> TranscriptTurn:
+    start = datetime(2025, 8, 16, 3, 45, tzinfo=UTC) + timedelta(seconds=5 * index)
+    return TranscriptTurn(
+        call_sid=call_sid, index=index, role=role, text=text, started_at=start, ended_at=start + timedelta(seconds=3)
+    )
+
+
+def test_completed_without_a_transcript_recovers_it_from_stored_turns(aws, invoke, make_call, capsys):
+    call = make_call()
+    turns = [
+        _turn(call.call_sid, 0, TurnRole.AGENT, "Hello, how can I help?"),
+        _turn(call.call_sid, 1, TurnRole.CALLER, "I'd like a table for two."),
+    ]
+    for turn in reversed(turns):
+        aws.store.put_turn(turn)
+
+    send(invoke, call.call_sid, "completed", 2, CallDuration="61")
+
+    record = aws.store.require_call(call.call_sid)
+    assert aws.archive.read_transcript(call.call_sid, record.created_at) == turns
+    assert record.transcript_key is not None
+    assert record.transcript_key.endswith(f"/{call.call_sid}.jsonl")
+    summary_object = aws.archive.client.get_object(
+        Bucket=BUCKET, Key=call_summary_key(call.call_sid, record.created_at)
+    )
+    summary = json.loads(summary_object["Body"].read())
+    assert summary["call_sid"] == call.call_sid
+    assert summary["duration_seconds"] == 61
+    assert summary["caller_masked"] == "+1******0123"
+    # The turns now expire: the transcript is safe in S3.
+    item = aws.store.client.get_item(
+        TableName=aws.store.table_name, Key={"pk": {"S": call_pk(call.call_sid)}, "sk": {"S": turn_sk(0)}}
+    )["Item"]
+    assert TTL_ATTRIBUTE in item
+    assert emitted_metrics(capsys.readouterr().out).get("TranscriptsRecovered") == 1
+
+
+def test_a_transcript_the_relay_wrote_is_left_alone(aws, invoke, make_call, capsys):
+    call = make_call()
+    relay_turns = [_turn(call.call_sid, 0, TurnRole.AGENT, "written by the relay")]
+    aws.archive.write_transcript(call, relay_turns)
+    aws.store.put_turn(_turn(call.call_sid, 0, TurnRole.AGENT, "written by the relay"))
+    aws.store.put_turn(_turn(call.call_sid, 1, TurnRole.CALLER, "a turn the relay chose not to archive"))
+
+    send(invoke, call.call_sid, "completed", 2, CallDuration="10")
+
+    assert aws.archive.read_transcript(call.call_sid, call.created_at) == relay_turns
+    assert aws.store.require_call(call.call_sid).transcript_key is None
+    assert "TranscriptsRecovered" not in emitted_metrics(capsys.readouterr().out)
+
+
+def test_a_call_that_never_reached_the_agent_gets_a_summary_but_no_transcript(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING, admitted=False)
+    send(invoke, call.call_sid, "no-answer", 1, CallDuration="0")
+    assert not aws.archive.transcript_exists(call.call_sid, call.created_at)
+    summary_key = call_summary_key(call.call_sid, call.created_at)
+    summary = json.loads(aws.archive.client.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())
+    assert summary["outcome"] == "not_answered"
+
+
+def test_status_for_an_unknown_call_is_acknowledged_and_writes_nothing(aws, invoke):
+    answer = send(invoke, new_call_sid(), "completed", 3)
+    assert answer.status == 200
+    assert answer.json() == {"applied": False}
+    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+
+
+def test_bad_signature_is_403_and_changes_nothing(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    event = twilio_event(PATH, status_params(call.call_sid, "completed", 5), auth_token="another-auth-token")
+    assert invoke(call_status.handler, event).status == 403
+    assert aws.store.require_call(call.call_sid).status is CallStatus.RINGING
+    assert aws.store.active_calls() == 1
+
+
+def test_missing_sequence_number_is_a_400_naming_it(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    params = {k: v for k, v in status_params(call.call_sid, "completed", 1).items() if k != "SequenceNumber"}
+    answer = invoke(call_status.handler, twilio_event(PATH, params))
+    assert answer.status == 400
+    assert answer.json()["field"] == "SequenceNumber"
+    assert aws.store.require_call(call.call_sid).status is CallStatus.RINGING
+
+
+def test_unknown_call_status_is_a_400(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    answer = invoke(call_status.handler, twilio_event(PATH, status_params(call.call_sid, "exploded", 1)))
+    assert answer.status == 400
+    assert answer.json()["field"] == "CallStatus"

@@ -1,0 +1,117 @@
+"""The playback tracker against a controlled clock: echoes, interpolation, clear, gaps between responses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from relay.playback import PlaybackTracker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_ms(self, ms: float) -> None:
+        self.now += ms / 1000
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_nothing_heard_before_anything_played(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    assert tracker.heard_ms("item_a") is None
+    tracker.sent("item_a", 800)
+    assert tracker.heard_ms("item_a") is None  # sent at this very instant: nothing played yet
+
+
+def test_interpolates_between_echoes_and_never_exceeds_sent(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    first = tracker.sent("item_a", 800)  # 100 ms
+    second = tracker.sent("item_a", 800)
+    assert first == "item_a:100"
+    assert second == "item_a:200"
+    clock.advance_ms(50)
+    assert tracker.heard_ms("item_a") == 50
+    clock.advance_ms(60)  # Twilio echoes a little late
+    assert tracker.mark_echoed(first)
+    assert tracker.heard_ms("item_a") == 100  # re-anchored on the echo
+    clock.advance_ms(40)
+    assert tracker.heard_ms("item_a") == 140
+    clock.advance_ms(1000)
+    assert tracker.heard_ms("item_a") == 200  # capped at what was sent
+    assert tracker.mark_echoed(second)
+    assert not tracker.has_pending
+
+
+def test_gap_between_responses_does_not_count_as_playing(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    mark = tracker.sent("item_a", 400)  # 50 ms
+    clock.advance_ms(50)
+    tracker.mark_echoed(mark)
+    clock.advance_ms(2000)  # silence: the model is thinking
+    tracker.sent("item_b", 1600)
+    clock.advance_ms(30)
+    assert tracker.heard_ms("item_b") == 30
+    assert tracker.playing_item() == "item_b"
+
+
+def test_second_item_queued_behind_the_first(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    tracker.sent("item_a", 800)
+    tracker.sent("item_b", 800)
+    clock.advance_ms(150)
+    assert tracker.heard_ms("item_a") == 100
+    assert tracker.heard_ms("item_b") == 50
+    assert tracker.playing_item() == "item_b"
+    assert tracker.unplayed_items() == ["item_b"]
+
+
+def test_clear_freezes_heard_and_cleared_echoes_do_not_count(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    marks = [tracker.sent("item_a", 800) for _ in range(5)]  # 500 ms queued
+    clock.advance_ms(120)
+    assert tracker.mark_echoed(marks[0])  # the first 100 ms ended by now (Twilio started 20 ms late)
+    clock.advance_ms(10)
+    tracker.clear()
+    assert tracker.heard_ms("item_a") == 110
+    # Twilio echoes every pending mark at once after a clear: none of them was heard.
+    assert not any(tracker.mark_echoed(mark) for mark in marks[1:])
+    clock.advance_ms(500)
+    assert tracker.heard_ms("item_a") == 110
+    assert tracker.playing_item() is None
+
+
+async def test_wait_drained_follows_the_echoes(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    await tracker.wait_drained()  # nothing pending
+    mark = tracker.sent("item_a", 80)
+    waiter = asyncio.create_task(tracker.wait_drained())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    tracker.mark_echoed(mark)
+    await waiter
+
+
+def test_sent_ms_and_unknown_marks(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    tracker.sent("item_a", 1234)
+    assert tracker.sent_ms("item_a") == 154
+    assert tracker.sent_ms("other") == 0
+    assert not tracker.mark_echoed("never-sent")
+
+
+def test_the_last_few_ms_count_as_played_out(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    tracker.sent("item_a", 800)
+    clock.advance_ms(70)
+    assert tracker.unplayed_items(min_remaining_ms=20) == ["item_a"]
+    clock.advance_ms(15)
+    assert tracker.unplayed_items(min_remaining_ms=20) == []
+    assert tracker.unplayed_items() == ["item_a"]
