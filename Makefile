@@ -1,5 +1,7 @@
 # The task runner. A newcomer needs two commands: `make setup` then `make test` (see README.md).
 SHELL := /bin/bash
+# Node 20 works for the CDK CLI and jsii; its end-of-life banner would drown the output of every synth.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
@@ -28,10 +30,17 @@ test-%:
 	@echo "=== $* tests ==="; rc=0; $(BIN)/pytest -m $* -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "($* tier is empty)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
-test: lint typecheck $(addprefix test-,$(TIERS)) ## everything CI runs
+test: lint typecheck $(addprefix test-,$(TIERS)) synth ## everything CI runs
 
-synth: ## cdk synth offline (no Docker needed)
+synth: ## cdk synth offline (no Docker needed); cdk-nag runs on every synth and fails it on any finding
 	npx --no-install cdk synth --quiet
+
+call: ## the main job: one complete phone call through every part, locally, no accounts
+	$(PY) -m local.call
+
+bench: ## latency, calls per core, Lambda cold starts: prints the figures the README quotes
+	$(PY) bench/relay_latency.py
+	$(PY) bench/lambda_cold_start.py
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

@@ -81,7 +81,8 @@ def new_app() -> APIGatewayRestResolver:
 
     def _unexpected(error: Exception) -> Response[str]:
         # A 5xx makes Twilio use the number's fallback URL (which dials the human line) instead of dropping the call.
-        logger.exception("unexpected error")
+        # Powertools calls this handler outside the `except` block, so the exception is passed explicitly.
+        logger.error("unexpected error", exc_info=error)
         return json_response(
             HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "Internal Server Error", "message": "unexpected error"}
         )

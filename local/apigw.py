@@ -54,9 +54,12 @@ def build_event(request: web.Request, route: Route, body: str, stage: str) -> di
         headers_multi.setdefault(key, []).append(value)
     headers = {key: values[-1] for key, values in headers_multi.items()}
     headers.setdefault("X-Forwarded-Proto", request.scheme)
+    # Mounted under /<stage>: like API Gateway, `path` is the resource path and only requestContext.path has the stage.
+    stage_prefix = f"/{stage}"
+    path = request.path.removeprefix(stage_prefix) if request.path.startswith(stage_prefix + "/") else request.path
     return {
         "resource": route.path,
-        "path": request.path,
+        "path": path,
         "httpMethod": request.method,
         "headers": headers,
         "multiValueHeaders": headers_multi,
@@ -69,7 +72,7 @@ def build_event(request: web.Request, route: Route, body: str, stage: str) -> di
         "requestContext": {
             "resourcePath": route.path,
             "httpMethod": request.method,
-            "path": f"/{stage}{request.path}",
+            "path": f"{stage_prefix}{path}",
             "stage": stage,
             "domainName": request.host,
             "requestId": str(uuid.uuid4()),

@@ -1,0 +1,203 @@
+"""The REST API: Twilio's webhooks and the call-control routes, one Lambda and one least-privilege role per route.
+
+Twilio routes are open at API Gateway (Twilio cannot sign with SigV4); each handler checks X-Twilio-Signature, and a
+request validator turns away requests without the header before any Lambda runs. Call-control routes (`/calls...`)
+need AWS_IAM (SigV4): the relay's task role may invoke exactly the transfer and hang-up routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constants import (
+    API_STAGE,
+    API_THROTTLE_BURST,
+    API_THROTTLE_RATE_PER_SECOND,
+    CALL_CONTROL_5XX_METRIC,
+    METRICS_NAMESPACE,
+    ROUTES,
+    TWILIO_SIGNATURE_HEADER,
+    Route,
+    RouteAuth,
+)
+from infra.constructs.functions import LambdaPackage
+from infra.constructs.secrets import Secrets
+from infra.constructs.storage import Storage
+from infra.nag import acknowledge, resource_finding
+from infra.policies import (
+    ARCHIVE_WILDCARD_REASON,
+    archive_object_arns,
+    archive_statements,
+    secrets_statement,
+    table_statements,
+)
+
+# One JSON line per request. `status` is unquoted so metric filters can compare it as a number. No bodies and no
+# data tracing: Twilio's form posts carry caller numbers.
+ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","requestTime":"$context.requestTime","ip":"$context.identity.sourceIp",'
+    '"httpMethod":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,'
+    '"responseLength":"$context.responseLength","latencyMs":"$context.responseLatency",'
+    '"integrationLatencyMs":"$context.integrationLatency","integrationError":"$context.integrationErrorMessage",'
+    '"error":"$context.error.message","caller":"$context.identity.userArn"}'
+)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package: LambdaPackage,
+        storage: Storage,
+        secrets: Secrets,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._package = package
+        self._storage = storage
+        self._secrets = secrets
+        self._environment = dict(environment)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.rest_api = self._build_rest_api()
+        # Parameters: Twilio routes need X-Twilio-Signature, call-control routes their path. Bodies are validated by
+        # the handlers (form posts from Twilio, JSON from the relay); no API Gateway models are attached.
+        self._validator = self.rest_api.add_request_validator(
+            "RequestValidator", validate_request_parameters=True, validate_request_body=True
+        )
+        self.functions: dict[str, lambda_.Function] = {route.construct_id: self._build_route(route) for route in ROUTES}
+        self._build_call_control_5xx_metric()
+
+    @property
+    def base_url(self) -> str:
+        """`https://<id>.execute-api.<region>.amazonaws.com/<stage>` without the trailing slash."""
+        return self.rest_api.url_for_path("/").rstrip("/")
+
+    def url_for(self, path: str) -> str:
+        return self.rest_api.url_for_path(path)
+
+    def execute_api_arn(self, route: Route, method: str) -> str:
+        path = route.path.replace("{callSid}", "*")
+        return self.rest_api.arn_for_execute_api(method, path, API_STAGE)
+
+    # ---- builders ----------------------------------------------------------------------------------------------------
+    def _build_rest_api(self) -> apigateway.RestApi:
+        rest_api = apigateway.RestApi(
+            self,
+            "RestApi",
+            description="Phone voice agent: Twilio webhooks and call control",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            # Execution logs need the account-level CloudWatch role (one per account and region).
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigateway.StageOptions(
+                stage_name=API_STAGE,
+                throttling_rate_limit=API_THROTTLE_RATE_PER_SECOND,
+                throttling_burst_limit=API_THROTTLE_BURST,
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigateway.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                tracing_enabled=True,
+                # Per-method metrics are billed as custom metrics; the stage-wide ones (4XX, 5XX, Latency) are free,
+                # and the call-control 5xx alarm uses the access-log metric filter below.
+                metrics_enabled=False,
+            ),
+        )
+        acknowledge(
+            rest_api,
+            "AwsSolutions-APIG3",
+            "Callers never reach the API: Twilio's servers and the relay do. Every Twilio request is signature-checked "
+            "in its handler and throttled at the stage; call control needs SigV4.",
+        )
+        acknowledge(
+            rest_api,
+            "AwsSolutions-IAM4",
+            "API Gateway's account-level logging role uses the AWS managed push-to-CloudWatch policy by design.",
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+        )
+        return rest_api
+
+    def _build_route(self, route: Route) -> lambda_.Function:
+        statements = [
+            *table_statements(self._storage.table, self._storage.key, route.table_actions),
+            # Every handler loads the Lambdas' one settings model, which needs all three (auth token, account SID,
+            # stream-token secret); none of them can read the OpenAI key.
+            secrets_statement(
+                [self._secrets.twilio_auth_token, self._secrets.twilio_account_sid, self._secrets.stream_token_secret]
+            ),
+        ]
+        bucket = self._storage.transcripts_bucket
+        if route.writes_archive:
+            statements.extend(archive_statements(bucket, self._storage.key, read=True))
+        function = self._package.function(
+            self,
+            route.construct_id,
+            handler=route.handler,
+            description=route.description,
+            environment=self._environment,
+            timeout=Duration.seconds(route.timeout_seconds),
+            memory_mib=route.memory_mib,
+            statements=statements,
+        )
+        if route.writes_archive and function.role is not None:
+            findings = [resource_finding(self, arn) for arn in archive_object_arns(bucket)]
+            acknowledge(function.role, "AwsSolutions-IAM5", ARCHIVE_WILDCARD_REASON, *findings)
+        integration = apigateway.LambdaIntegration(function, allow_test_invoke=False)
+        for method in route.methods:
+            self._add_method(route, method, integration)
+        return function
+
+    def _add_method(self, route: Route, method: str, integration: apigateway.LambdaIntegration) -> None:
+        resource = self.rest_api.root.resource_for_path(route.path)
+        if route.auth is RouteAuth.AWS_IAM:
+            added = resource.add_method(
+                method,
+                integration,
+                authorization_type=apigateway.AuthorizationType.IAM,
+                request_validator=self._validator,
+                request_parameters={"method.request.path.callSid": True} if "{callSid}" in route.path else None,
+            )
+            acknowledge(
+                added,
+                "AwsSolutions-COG4",
+                "Call control is machine to machine: the relay's task role signs with SigV4 (AWS_IAM "
+                "authorization); there are no end users to put in a Cognito pool.",
+            )
+            return
+        added = resource.add_method(
+            method,
+            integration,
+            authorization_type=apigateway.AuthorizationType.NONE,
+            request_validator=self._validator,
+            request_parameters={f"method.request.header.{TWILIO_SIGNATURE_HEADER}": True},
+        )
+        reason = (
+            "Twilio webhooks cannot carry SigV4 or Cognito tokens; the handler validates X-Twilio-Signature "
+            "(HMAC-SHA1 with the auth token over URL and form) and API Gateway refuses requests without it."
+        )
+        acknowledge(added, "AwsSolutions-APIG4", reason)
+        acknowledge(added, "AwsSolutions-COG4", reason)
+
+    def _build_call_control_5xx_metric(self) -> None:
+        logs.MetricFilter(
+            self,
+            "CallControl5xxFilter",
+            log_group=self.access_logs,
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=CALL_CONTROL_5XX_METRIC,
+            filter_pattern=logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.resourcePath", "=", "/calls*"),
+                logs.FilterPattern.number_value("$.status", ">=", 500),
+            ),
+            metric_value="1",
+        )

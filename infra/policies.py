@@ -1,0 +1,75 @@
+"""IAM statements written out action by action (no wildcard actions anywhere in this app), shared by the Lambda roles
+and the relay's task role so "may write transcripts" means the same thing for both.
+
+CDK's `grant*` helpers are not used for data access: they add wildcard actions (`s3:Abort*`, `kms:GenerateDataKey*`,
+`kms:ReEncrypt*`) and operations our code never calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from callcore.transcripts import CALLS_PREFIX, TRANSCRIPTS_PREFIX
+
+ARCHIVE_PREFIXES = (TRANSCRIPTS_PREFIX, CALLS_PREFIX)
+# DynamoDB with a customer managed key: callers need the key for reads and writes (DynamoDB calls KMS on their behalf).
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
+
+def table_statements(
+    table: dynamodb.ITable, key: kms.IKey, actions: Sequence[str], *, include_by_day_index: bool = False
+) -> list[iam.PolicyStatement]:
+    if not actions:
+        return []
+    resources = [table.table_arn]
+    if include_by_day_index:
+        resources.append(f"{table.table_arn}/index/*")
+    return [
+        iam.PolicyStatement(sid="CallTable", actions=list(actions), resources=resources),
+        iam.PolicyStatement(sid="CallTableKey", actions=list(TABLE_KEY_ACTIONS), resources=[key.key_arn]),
+    ]
+
+
+def archive_statements(bucket: s3.IBucket, key: kms.IKey, *, read: bool) -> list[iam.PolicyStatement]:
+    """Write (and optionally read) transcripts and call summaries, nothing else in the bucket."""
+    object_arns = archive_object_arns(bucket)
+    statements = [
+        iam.PolicyStatement(
+            sid="ArchiveObjects",
+            actions=["s3:PutObject", *(["s3:GetObject"] if read else [])],
+            resources=object_arns,
+        ),
+        iam.PolicyStatement(
+            sid="ArchiveKey",
+            actions=["kms:GenerateDataKey", *(["kms:Decrypt"] if read else [])],
+            resources=[key.key_arn],
+        ),
+    ]
+    if read:
+        # Without ListBucket, S3 answers 403 instead of 404 for a missing key, and "is the transcript there yet?"
+        # cannot be told apart from "access denied".
+        statements.append(
+            iam.PolicyStatement(sid="ArchiveList", actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+    return statements
+
+
+def archive_object_arns(bucket: s3.IBucket) -> list[str]:
+    return [bucket.arn_for_objects(f"{prefix}/*") for prefix in ARCHIVE_PREFIXES]
+
+
+ARCHIVE_WILDCARD_REASON = (
+    "Objects under the archive prefixes only (transcripts/, calls/): one object per call, keys unknown in advance."
+)
+
+
+def secrets_statement(secrets: Iterable[secretsmanager.ISecret]) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="ReadSecrets", actions=["secretsmanager:GetSecretValue"], resources=[s.secret_arn for s in secrets]
+    )

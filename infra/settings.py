@@ -1,0 +1,307 @@
+"""Every context key the CDK app reads, in one validated model: `cdk deploy -c key=value` or `cdk.json` "context".
+
+A bad value fails `cdk synth` with a message naming the key and what is wrong, before any template is written.
+Each field's alias is its context key; its description is the documentation (infra/DEPLOY.md lists them all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from callcore.models import E164_PATTERN
+from infra.constants import (
+    ALB_MAX_DEREGISTRATION_SECONDS,
+    DEFAULT_STACK_NAME,
+    DEREGISTRATION_MARGIN_SECONDS,
+)
+
+# Fargate's valid CPU units -> the memory sizes (MiB) each allows.
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+DEFAULT_REGION = "us-east-1"
+# Where the region comes from when the context does not name it, in order: the CDK CLI sets CDK_DEFAULT_REGION from
+# the active profile; plain `python app.py` falls back to the SDK's variables.
+REGION_ENVIRONMENT_VARIABLES = ("CDK_DEFAULT_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_PREFIX_LIST_ID = re.compile(r"^pl-[0-9a-f]{8,17}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ContextError(Exception):
+    """The CDK context is wrong. One line per problem, each naming its context key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid CDK context (-c key=value or cdk.json):\n  - " + "\n  - ".join(problems))
+
+
+class Architecture(StrEnum):
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+    @property
+    def pip_platform_machine(self) -> str:
+        """The machine part of the manylinux wheel tags pip must pick for this architecture."""
+        return "aarch64" if self is Architecture.ARM64 else "x86_64"
+
+
+class AnsweringMachineDetection(StrEnum):
+    OFF = "off"
+    HANGUP = "hangup"
+    MESSAGE = "message"
+
+
+class DeploySettings(BaseModel):
+    """The deployment's choices. Every field is optional on the command line; the defaults make a working stack."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    stack_name: str = Field(
+        default=DEFAULT_STACK_NAME,
+        alias="stackName",
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$",
+        description="CloudFormation stack name; deploy twice under two names for staging and production",
+    )
+    region: str = Field(
+        default=DEFAULT_REGION,
+        alias="region",
+        pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+        description="AWS region to deploy to; default: the CLI profile's region (CDK_DEFAULT_REGION), else AWS_REGION, "
+        f"else {DEFAULT_REGION}. The template is region-specific (load balancer log delivery differs per region)",
+    )
+    architecture: Architecture = Field(
+        default=Architecture.ARM64,
+        alias="architecture",
+        description="arm64 (Graviton, ~20% cheaper) or x86_64, for the Lambdas and the relay tasks alike",
+    )
+    domain_name: str | None = Field(
+        default=None,
+        alias="domainName",
+        max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="relay host name, e.g. voice.example.com: ACM certificate + HTTPS listener + Route 53 alias "
+        "(needs hostedZoneId and hostedZoneName); unset = CloudFront in front of the load balancer",
+    )
+    hosted_zone_id: str | None = Field(
+        default=None, alias="hostedZoneId", description="Route 53 public hosted zone ID that holds domainName"
+    )
+    hosted_zone_name: str | None = Field(
+        default=None, alias="hostedZoneName", description="that hosted zone's name, e.g. example.com"
+    )
+    twilio_phone_number: str | None = Field(
+        default=None,
+        alias="twilioPhoneNumber",
+        description="E.164 Twilio number the deploy wires to this stack (voice URL, fallback, status callback; "
+        "restored on delete) and the caller ID of outbound calls; fill the Twilio secrets before setting it",
+    )
+    human_transfer_number: str | None = Field(
+        default=None,
+        alias="humanTransferNumber",
+        description="E.164 human line for transfers, overflow and fallback; unset = the agent cannot transfer",
+    )
+    max_call_seconds: int = Field(
+        default=1800,
+        alias="maxCallSeconds",
+        ge=60,
+        le=ALB_MAX_DEREGISTRATION_SECONDS - DEREGISTRATION_MARGIN_SECONDS,
+        description="longest call; the load balancer drains a stopping task at least this long",
+    )
+    calls_per_task: int = Field(
+        default=20, alias="callsPerTask", ge=1, le=500, description="autoscaling target: ActiveCalls per relay task"
+    )
+    relay_min_tasks: int = Field(
+        default=2,
+        alias="relayMinTasks",
+        ge=1,
+        le=100,
+        description="fewest relay tasks (2 = one per availability zone: losing one does not stop the phone line)",
+    )
+    relay_max_tasks: int = Field(default=10, alias="relayMaxTasks", ge=1, le=500, description="most relay tasks")
+    relay_cpu: int = Field(default=1024, alias="relayCpu", description="relay task CPU units: 256|512|1024|2048|4096")
+    relay_memory_mib: int = Field(default=2048, alias="relayMemoryMiB", description="relay task memory (MiB)")
+    max_concurrent_calls: int = Field(
+        default=50,
+        alias="maxConcurrentCalls",
+        ge=0,
+        le=100_000,
+        description="calls the agent takes at once; beyond it callers go to the human line",
+    )
+    nat_gateways: int = Field(
+        default=1,
+        alias="natGateways",
+        ge=1,
+        le=2,
+        description="NAT gateways for the relay's egress to OpenAI: 1 (cheaper; an AZ outage cuts egress) or 2",
+    )
+    cloudfront_prefix_list_id: str | None = Field(
+        default=None,
+        alias="cloudFrontPrefixListId",
+        description="ID of the region's com.amazonaws.global.cloudfront.origin-facing prefix list; unset = "
+        "looked up at deploy time",
+    )
+    alarm_email: str | None = Field(
+        default=None, alias="alarmEmail", description="e-mail address subscribed to the alarm topic (confirm it)"
+    )
+    openai_realtime_url: str | None = Field(
+        default=None, alias="openaiRealtimeUrl", description="override of the relay's OpenAI Realtime wss:// URL"
+    )
+    openai_voice: str | None = Field(
+        default=None, alias="openaiVoice", pattern=r"^[a-z]{2,32}$", description="agent voice (relay default: marin)"
+    )
+    business_api_base: str | None = Field(
+        default=None, alias="businessApiBase", description="https:// base URL of the business's booking API"
+    )
+    answering_machine_detection: AnsweringMachineDetection = Field(
+        default=AnsweringMachineDetection.OFF,
+        alias="answeringMachineDetection",
+        description="outbound calls: off | hangup | message",
+    )
+    greeting_latency_alarm_ms: int = Field(
+        default=500,
+        alias="greetingLatencyAlarmMs",
+        ge=50,
+        le=10_000,
+        description="alarm when the p95 greeting latency exceeds this many milliseconds",
+    )
+
+    # ---- field checks ------------------------------------------------------------------------------------------------
+    @field_validator("twilio_phone_number", "human_transfer_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not E164_PATTERN.match(value):
+            raise ValueError("must be an E.164 number such as +15551234567 (quote it: -c key=+15551234567)")
+        return value
+
+    @field_validator("architecture", mode="before")
+    @classmethod
+    def _architecture_aliases(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return {"arm": "arm64", "aarch64": "arm64", "amd64": "x86_64", "x86-64": "x86_64"}.get(lowered, lowered)
+        return value
+
+    @field_validator("domain_name", "hosted_zone_name", mode="before")
+    @classmethod
+    def _lower_host(cls, value: Any) -> Any:
+        return value.strip().lower().rstrip(".") if isinstance(value, str) else value
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone_id(cls, value: str | None) -> str | None:
+        if value is not None and not _HOSTED_ZONE_ID.match(value):
+            raise ValueError("must be a Route 53 hosted zone ID such as Z0123456789ABCDEFGHIJ")
+        return value
+
+    @field_validator("cloudfront_prefix_list_id")
+    @classmethod
+    def _prefix_list(cls, value: str | None) -> str | None:
+        if value is not None and not _PREFIX_LIST_ID.match(value):
+            raise ValueError("must be a managed prefix list ID such as pl-3b927c52")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("must be an e-mail address")
+        return value
+
+    @field_validator("openai_realtime_url")
+    @classmethod
+    def _wss(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme != "wss" or not urlsplit(value).netloc):
+            raise ValueError("must be a wss:// URL")
+        return value
+
+    @field_validator("business_api_base")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme != "https" or not urlsplit(value).netloc):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("relay_cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY_BY_CPU:
+            raise ValueError(f"must be one of {', '.join(map(str, FARGATE_MEMORY_BY_CPU))}")
+        return value
+
+    # ---- cross-field checks ------------------------------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        domain = (self.domain_name, self.hosted_zone_id, self.hosted_zone_name)
+        if any(domain) and not all(domain):
+            missing = [
+                key
+                for key, value in zip(("domainName", "hostedZoneId", "hostedZoneName"), domain, strict=True)
+                if not value
+            ]
+            raise ValueError(
+                f"custom domain mode needs domainName, hostedZoneId and hostedZoneName; missing: {missing}"
+            )
+        if (
+            self.domain_name
+            and self.hosted_zone_name
+            and not (
+                self.domain_name == self.hosted_zone_name or self.domain_name.endswith("." + self.hosted_zone_name)
+            )
+        ):
+            raise ValueError(f"domainName {self.domain_name} is not inside hostedZoneName {self.hosted_zone_name}")
+        if self.relay_max_tasks < self.relay_min_tasks:
+            raise ValueError(f"relayMaxTasks ({self.relay_max_tasks}) is below relayMinTasks ({self.relay_min_tasks})")
+        allowed = FARGATE_MEMORY_BY_CPU.get(self.relay_cpu, ())
+        if allowed and self.relay_memory_mib not in allowed:
+            raise ValueError(
+                f"relayMemoryMiB {self.relay_memory_mib} is not valid with relayCpu {self.relay_cpu}: "
+                f"use {allowed[0]}..{allowed[-1]} in steps of {allowed[1] - allowed[0]}"
+            )
+        return self
+
+    # ---- derived -----------------------------------------------------------------------------------------------------
+    @property
+    def custom_domain(self) -> bool:
+        return self.domain_name is not None
+
+    @property
+    def deregistration_delay_seconds(self) -> int:
+        """Longer than the longest call: a stopping task keeps its calls until they end on their own."""
+        return self.max_call_seconds + DEREGISTRATION_MARGIN_SECONDS
+
+    @classmethod
+    def context_keys(cls) -> list[str]:
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+    @classmethod
+    def from_context(
+        cls, try_get_context: Callable[[str], Any], environ: Mapping[str, str] | None = None
+    ) -> DeploySettings:
+        """Read every known key through `node.try_get_context`; raise ContextError naming each bad key."""
+        raw = {key: value for key in cls.context_keys() if (value := try_get_context(key)) not in (None, "")}
+        environ = os.environ if environ is None else environ
+        if "region" not in raw:
+            raw["region"] = next(
+                (environ[name] for name in REGION_ENVIRONMENT_VARIABLES if environ.get(name)), DEFAULT_REGION
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            problems = []
+            for item in error.errors(include_url=False):
+                key = str(item["loc"][0]) if item["loc"] else "(context)"
+                message = str(item["msg"]).removeprefix("Value error, ")
+                shown = f" (got {item['input']!r})" if item["loc"] and not isinstance(item["input"], dict) else ""
+                problems.append(f"{key}: {message}{shown}")
+            raise ContextError(problems) from None

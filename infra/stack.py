@@ -1,0 +1,191 @@
+"""The stack: thin. It composes one construct per capability, hands each the names it needs, and declares outputs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from constructs import Construct
+
+from infra.constants import (
+    METRICS_NAMESPACE,
+    POWERTOOLS_SERVICE_NAME,
+    RELAY_DRAIN_TIMEOUT_SECONDS,
+    RELAY_PORT,
+    ROUTES_BY_ID,
+    SERVICE_TAG,
+    TWILIO_FALLBACK_PATH,
+    TWILIO_STATUS_PATH,
+    TWILIO_VOICE_PATH,
+    Output,
+)
+from infra.constructs.analytics import Analytics
+from infra.constructs.api import Api
+from infra.constructs.functions import LambdaPackage
+from infra.constructs.network import Network
+from infra.constructs.observability import Observability
+from infra.constructs.relay import RelayService
+from infra.constructs.relay_endpoint import RelayEndpoint
+from infra.constructs.secrets import Secrets
+from infra.constructs.storage import Storage
+from infra.constructs.twilio_number import TwilioNumberWiring
+from infra.settings import DeploySettings
+
+
+class PhoneAgentStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=settings.stack_name,
+            # Region only: an account would make the VPC look up availability zones at synth (needs AWS access).
+            env=Environment(region=settings.region),
+            description="Phone voice agent: Twilio + OpenAI Realtime relay on ECS Fargate, Lambdas behind API Gateway",
+        )
+        self.settings = settings
+        self.storage = Storage(self, "Storage")
+        self.secrets = Secrets(self, "Secrets")
+        self.network = Network(self, "Network", nat_gateways=settings.nat_gateways)
+        self.relay_endpoint = RelayEndpoint(
+            self,
+            "RelayEndpoint",
+            settings=settings,
+            vpc=self.network.vpc,
+            access_logs_bucket=self.storage.access_logs_bucket,
+        )
+        self.lambda_package = LambdaPackage(self, "LambdaPackage", architecture=settings.architecture)
+        self.api = Api(
+            self,
+            "Api",
+            package=self.lambda_package,
+            storage=self.storage,
+            secrets=self.secrets,
+            environment=self._lambda_environment(),
+        )
+        self.relay = RelayService(
+            self,
+            "Relay",
+            settings=settings,
+            vpc=self.network.vpc,
+            endpoint=self.relay_endpoint,
+            storage=self.storage,
+            secrets=self.secrets,
+            api=self.api,
+            environment=self._relay_environment(),
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            settings=settings,
+            api=self.api,
+            endpoint=self.relay_endpoint,
+            relay=self.relay,
+            key=self.storage.key,
+        )
+        self.analytics = Analytics(
+            self,
+            "Analytics",
+            stack_name=settings.stack_name,
+            transcripts_bucket=self.storage.transcripts_bucket,
+            access_logs_bucket=self.storage.access_logs_bucket,
+            key=self.storage.key,
+        )
+        self.twilio_number: TwilioNumberWiring | None = None
+        if settings.twilio_phone_number:
+            self.twilio_number = TwilioNumberWiring(
+                self,
+                "TwilioNumber",
+                package=self.lambda_package,
+                secrets=self.secrets,
+                phone_number=settings.twilio_phone_number,
+                voice_url=self.api.url_for(TWILIO_VOICE_PATH),
+                fallback_url=self.api.url_for(TWILIO_FALLBACK_PATH),
+                status_callback_url=self.api.url_for(TWILIO_STATUS_PATH),
+            )
+        self._build_outputs()
+        Tags.of(self).add("service", SERVICE_TAG)
+
+    # ---- environments (names per the cross-part contracts in common.md)
+    def _lambda_environment(self) -> dict[str, str]:
+        settings = self.settings
+        environment = {
+            "CALLS_TABLE": self.storage.table.table_name,
+            "TRANSCRIPTS_BUCKET": self.storage.transcripts_bucket.bucket_name,
+            "RELAY_PUBLIC_URL": self.relay_endpoint.public_url,
+            "TWILIO_AUTH_TOKEN_ARN": self.secrets.twilio_auth_token.secret_arn,
+            "TWILIO_ACCOUNT_SID_ARN": self.secrets.twilio_account_sid.secret_arn,
+            "STREAM_TOKEN_SECRET_ARN": self.secrets.stream_token_secret.secret_arn,
+            "MAX_CONCURRENT_CALLS": str(settings.max_concurrent_calls),
+            "ANSWERING_MACHINE_DETECTION": settings.answering_machine_detection.value,
+            "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_LEVEL": "INFO",
+        }
+        if settings.human_transfer_number:
+            environment["HUMAN_TRANSFER_NUMBER"] = settings.human_transfer_number
+        if settings.twilio_phone_number:
+            environment["TWILIO_PHONE_NUMBER"] = settings.twilio_phone_number
+        return environment
+
+    def _relay_environment(self) -> dict[str, str]:
+        settings = self.settings
+        environment = {
+            "PORT": str(RELAY_PORT),
+            "RELAY_PUBLIC_URL": self.relay_endpoint.public_url,
+            "CALLS_TABLE": self.storage.table.table_name,
+            "TRANSCRIPTS_BUCKET": self.storage.transcripts_bucket.bucket_name,
+            "CALL_CONTROL_URL": self.api.base_url,
+            "MAX_CALL_SECONDS": str(settings.max_call_seconds),
+            "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
+            "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+        optional = {
+            "HUMAN_TRANSFER_NUMBER": settings.human_transfer_number,
+            "BUSINESS_API_BASE": settings.business_api_base,
+            "OPENAI_VOICE": settings.openai_voice,
+            "OPENAI_REALTIME_URL": settings.openai_realtime_url,
+        }
+        environment.update({name: value for name, value in optional.items() if value})
+        return environment
+
+    # ---- outputs -----------------------------------------------------------------------------------------------------
+    def _output(self, output: Output, value: str, description: str) -> None:
+        CfnOutput(self, output.value, value=value, description=description).override_logical_id(output.value)
+
+    def _build_outputs(self) -> None:
+        api, secrets = self.api, self.secrets
+        self._output(
+            Output.INCOMING_WEBHOOK_URL, api.url_for(TWILIO_VOICE_PATH), "Twilio number: A call comes in (POST)"
+        )
+        self._output(Output.STATUS_CALLBACK_URL, api.url_for(TWILIO_STATUS_PATH), "Twilio number: status callback")
+        self._output(
+            Output.STREAM_STATUS_CALLBACK_URL,
+            api.url_for(ROUTES_BY_ID["StreamStatus"].path),
+            "Media stream status callback (set by the incoming-call TwiML)",
+        )
+        self._output(Output.FALLBACK_URL, api.url_for(TWILIO_FALLBACK_PATH), "Twilio number: primary handler fails")
+        self._output(Output.CALL_CONTROL_URL, api.base_url, "Call-control API base (SigV4): /calls, transfer, hangup")
+        self._output(Output.RELAY_URL, self.relay_endpoint.public_url, "Relay media-stream URL given to Twilio")
+        self._output(Output.RELAY_HEALTH_URL, self.relay_endpoint.health_url, "Relay health check (200 = ready)")
+        self._output(Output.DASHBOARD_URL, self.observability.dashboard_url, "CloudWatch dashboard")
+        self._output(Output.TRANSCRIPTS_BUCKET_NAME, self.storage.transcripts_bucket.bucket_name, "Transcripts bucket")
+        self._output(Output.CALLS_TABLE_NAME, self.storage.table.table_name, "Call records table")
+        self._output(
+            Output.TWILIO_ACCOUNT_SID_SECRET_ARN, secrets.twilio_account_sid.secret_arn, "Fill: Twilio account SID"
+        )
+        self._output(
+            Output.TWILIO_AUTH_TOKEN_SECRET_ARN, secrets.twilio_auth_token.secret_arn, "Fill: Twilio auth token"
+        )
+        self._output(Output.OPENAI_API_KEY_SECRET_ARN, secrets.openai_api_key.secret_arn, "Fill: OpenAI API key")
+        self._output(
+            Output.STREAM_TOKEN_SECRET_ARN, secrets.stream_token_secret.secret_arn, "Generated stream-token secret"
+        )
+        self._output(Output.ATHENA_WORKGROUP, self.analytics.workgroup_name, "Athena workgroup (encrypted results)")
+        self._output(Output.GLUE_DATABASE, self.analytics.database_name, "Glue database: tables calls, transcripts")
+        self._output(Output.RELAY_CLUSTER_NAME, self.relay.cluster.cluster_name, "ECS cluster of the relay")
+        self._output(Output.RELAY_SERVICE_NAME, self.relay.service.service_name, "ECS service of the relay")
+        self._output(Output.ALARM_TOPIC_ARN, self.observability.topic.topic_arn, "SNS topic the alarms notify")
+        if self.twilio_number is not None:
+            self._output(
+                Output.TWILIO_PHONE_NUMBER_SID,
+                self.twilio_number.resource.get_att_string("PhoneNumberSid"),
+                "The wired Twilio number",
+            )

@@ -1,0 +1,1 @@
+"""CloudFormation custom resource handlers (run by the CDK Provider framework during deploys)."""

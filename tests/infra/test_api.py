@@ -1,0 +1,133 @@
+"""The REST API: every contract route, its auth type, one function and one least-privilege role per route."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.constants import API_STAGE, ROUTES, RouteAuth
+from tests.infra.synth import Synthesized
+from tests.infra.template_queries import actions_of_role, api_routes, integration_function, statements_of_role
+
+CONTRACT_ROUTES = {
+    ("POST", "/twilio/incoming"): ("lambdas.handlers.incoming_call.handler", "NONE"),
+    ("POST", "/twilio/status"): ("lambdas.handlers.call_status.handler", "NONE"),
+    ("POST", "/twilio/stream-status"): ("lambdas.handlers.stream_status.handler", "NONE"),
+    ("POST", "/twilio/fallback"): ("lambdas.handlers.fallback.handler", "NONE"),
+    ("GET", "/twilio/whisper"): ("lambdas.handlers.whisper.handler", "NONE"),
+    ("POST", "/twilio/whisper"): ("lambdas.handlers.whisper.handler", "NONE"),
+    ("POST", "/calls"): ("lambdas.handlers.outbound_call.handler", "AWS_IAM"),
+    ("POST", "/calls/{callSid}/transfer"): ("lambdas.handlers.transfer.handler", "AWS_IAM"),
+    ("POST", "/calls/{callSid}/hangup"): ("lambdas.handlers.hangup.handler", "AWS_IAM"),
+}
+LAMBDA_ENVIRONMENT_CONTRACT = {
+    "CALLS_TABLE",
+    "TRANSCRIPTS_BUCKET",
+    "RELAY_PUBLIC_URL",
+    "TWILIO_AUTH_TOKEN_ARN",
+    "TWILIO_ACCOUNT_SID_ARN",
+    "STREAM_TOKEN_SECRET_ARN",
+    "MAX_CONCURRENT_CALLS",
+    "ANSWERING_MACHINE_DETECTION",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_LEVEL",
+}
+
+
+def test_every_contract_route_exists_with_its_auth_type_and_handler(any_stack: Synthesized):
+    routes = api_routes(any_stack)
+    functions = any_stack.resources("AWS::Lambda::Function")
+    assert set(routes) == set(CONTRACT_ROUTES)
+    for key, (handler, auth) in CONTRACT_ROUTES.items():
+        method = routes[key]
+        assert method["AuthorizationType"] == auth, key
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        function = functions[integration_function(method)]["Properties"]
+        assert function["Handler"] == handler, key
+        assert function["Runtime"] == "python3.12"
+
+
+def test_twilio_routes_require_the_signature_header_at_the_gateway(any_stack: Synthesized):
+    validators = any_stack.resources("AWS::ApiGateway::RequestValidator")
+    (validator,) = validators.values()
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    for (verb, path), method in api_routes(any_stack).items():
+        if path.startswith("/twilio/"):
+            assert method["RequestParameters"] == {"method.request.header.X-Twilio-Signature": True}, (verb, path)
+            assert method["RequestValidatorId"] == {"Ref": next(iter(validators))}
+
+
+def test_one_function_and_one_role_per_route(any_stack: Synthesized):
+    routes = api_routes(any_stack)
+    function_ids = {integration_function(method) for method in routes.values()}
+    assert len(function_ids) == len(ROUTES)
+    functions = any_stack.resources("AWS::Lambda::Function")
+    roles = [functions[f]["Properties"]["Role"]["Fn::GetAtt"][0] for f in function_ids]
+    assert len(set(roles)) == len(ROUTES)
+
+
+def test_functions_get_the_contract_environment_architecture_and_layer(any_stack: Synthesized):
+    architecture = "arm64" if any_stack.context.get("architecture", "arm64") == "arm64" else "x86_64"
+    layer_id = any_stack.logical_id(any_stack.stack.lambda_package.layer)
+    for function in any_stack.stack.api.functions.values():
+        properties = any_stack.json["Resources"][any_stack.logical_id(function)]["Properties"]
+        assert set(properties["Environment"]["Variables"]) >= LAMBDA_ENVIRONMENT_CONTRACT
+        assert properties["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "PhoneVoiceAgent"
+        assert properties["Architectures"] == [architecture]
+        assert properties["Layers"] == [{"Ref": layer_id}]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_optional_lambda_settings_follow_the_context(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
+    default_env = cloudfront_stack.json["Resources"][
+        cloudfront_stack.logical_id(cloudfront_stack.stack.api.functions["IncomingCall"])
+    ]["Properties"]["Environment"]["Variables"]
+    custom_env = custom_domain_stack.json["Resources"][
+        custom_domain_stack.logical_id(custom_domain_stack.stack.api.functions["IncomingCall"])
+    ]["Properties"]["Environment"]["Variables"]
+    assert "HUMAN_TRANSFER_NUMBER" not in default_env
+    assert "TWILIO_PHONE_NUMBER" not in default_env
+    assert default_env["MAX_CONCURRENT_CALLS"] == "50"
+    assert custom_env["HUMAN_TRANSFER_NUMBER"] == "+15551239999"
+    assert custom_env["TWILIO_PHONE_NUMBER"] == "+15551230001"
+    assert custom_env["MAX_CONCURRENT_CALLS"] == "120"
+    assert custom_env["ANSWERING_MACHINE_DETECTION"] == "hangup"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.construct_id)
+def test_each_role_holds_only_its_routes_data_access(cloudfront_stack: Synthesized, route):
+    function = cloudfront_stack.stack.api.functions[route.construct_id]
+    role_id = cloudfront_stack.logical_id(function.role)
+    actions = actions_of_role(cloudfront_stack, role_id)
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == set(route.table_actions)
+    s3 = {a for a in actions if a.startswith("s3:")}
+    assert s3 == ({"s3:PutObject", "s3:GetObject", "s3:ListBucket"} if route.writes_archive else set())
+    secret_resources = [
+        statement["Resource"]
+        for statement in statements_of_role(cloudfront_stack, role_id)
+        if statement["Action"] == "secretsmanager:GetSecretValue"
+    ]
+    openai_key_id = cloudfront_stack.logical_id(cloudfront_stack.stack.secrets.openai_api_key)
+    assert len(secret_resources) == 1
+    assert {"Ref": openai_key_id} not in secret_resources[0]
+    assert len(secret_resources[0]) == 3
+
+
+def test_stage_throttles_logs_access_and_traces(any_stack: Synthesized):
+    stage = any_stack.only("AWS::ApiGateway::Stage")["Properties"]
+    assert stage["StageName"] == API_STAGE
+    assert stage["TracingEnabled"] is True
+    assert stage["AccessLogSetting"]["DestinationArn"]
+    assert '"status":$context.status' in stage["AccessLogSetting"]["Format"]
+    (settings,) = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] > 0
+    assert settings["ThrottlingBurstLimit"] > 0
+    assert settings["DataTraceEnabled"] is False  # request bodies carry caller numbers
+    assert settings["LoggingLevel"] == "ERROR"
+
+
+def test_call_control_routes_are_iam_and_twilio_routes_are_signature_checked():
+    for route in ROUTES:
+        expected = RouteAuth.AWS_IAM if route.path.startswith("/calls") else RouteAuth.TWILIO_SIGNATURE
+        assert route.auth is expected, route.construct_id

@@ -1,0 +1,141 @@
+"""Lambda code staging and the dependency layer cache, without Docker and (here) without pip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra import bundling
+from infra.bundling import BundlingError, build_dependency_layer, layer_cache_key, stage_lambda_code
+from infra.settings import Architecture
+
+
+def make_sources(root: Path) -> None:
+    for relative, text in {
+        "callcore/__init__.py": "",
+        "callcore/store.py": "TABLE = 1\n",
+        "callcore/__pycache__/store.cpython-311.pyc": "bytecode",
+        "lambdas/__init__.py": "",
+        "lambdas/handlers/incoming_call.py": "def handler(event, context): ...\n",
+        "lambdas/handlers/stale.pyc": "bytecode",
+        "lambdas/.mypy_cache/x.json": "{}",
+        "relay_container/relay/__init__.py": "",
+        "tests/test_x.py": "",
+    }.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def staged_files(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+
+
+def test_code_asset_holds_exactly_callcore_and_lambdas_without_caches(tmp_path):
+    make_sources(tmp_path / "repo")
+    staged = stage_lambda_code(tmp_path / "repo", tmp_path / "build")
+    assert staged_files(staged.path) == {
+        "callcore/__init__.py",
+        "callcore/store.py",
+        "lambdas/__init__.py",
+        "lambdas/handlers/incoming_call.py",
+    }
+
+
+def test_code_asset_is_content_addressed(tmp_path):
+    repo, build = tmp_path / "repo", tmp_path / "build"
+    make_sources(repo)
+    first = stage_lambda_code(repo, build)
+    assert stage_lambda_code(repo, build) == first
+    (repo / "callcore" / "__pycache__" / "other.pyc").write_text("ignored")
+    assert stage_lambda_code(repo, build).asset_hash == first.asset_hash
+    (repo / "callcore" / "store.py").write_text("TABLE = 2\n")
+    changed = stage_lambda_code(repo, build)
+    assert changed.asset_hash != first.asset_hash
+    assert (changed.path / "callcore" / "store.py").read_text() == "TABLE = 2\n"
+
+
+def test_code_asset_needs_both_packages(tmp_path):
+    (tmp_path / "repo" / "callcore").mkdir(parents=True)
+    with pytest.raises(BundlingError, match="lambdas"):
+        stage_lambda_code(tmp_path / "repo", tmp_path / "build")
+
+
+def test_layer_is_built_once_per_requirements_and_architecture(tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic>=2.7,<3\n")
+    installs: list[tuple[str, Path]] = []
+
+    def fake_pip(requirements_path: Path, target: Path, architecture: Architecture, python_version: str) -> None:
+        installs.append((architecture.value, target))
+        for name in ("pydantic", "pydantic-2.9.dist-info", "botocore", "botocore-1.35.dist-info", "boto3", "bin"):
+            (target / name).mkdir(parents=True)
+
+    monkeypatch.setattr(bundling, "_pip_install", fake_pip)
+    build = tmp_path / "build"
+
+    arm = build_dependency_layer(Architecture.ARM64, requirements, build)
+    assert build_dependency_layer(Architecture.ARM64, requirements, build) == arm
+    x86 = build_dependency_layer(Architecture.X86_64, requirements, build)
+    assert [arch for arch, _ in installs] == ["arm64", "x86_64"]
+    assert x86.asset_hash != arm.asset_hash
+    # The runtime's own boto3/botocore stay the runtime's; console scripts are dropped.
+    assert {p.name for p in (arm.path / "python").iterdir()} == {"pydantic", "pydantic-2.9.dist-info"}
+
+    requirements.write_text("pydantic>=2.8,<3\n")
+    assert build_dependency_layer(Architecture.ARM64, requirements, build).asset_hash != arm.asset_hash
+    assert len(installs) == 3
+
+
+def test_a_failed_layer_build_leaves_nothing_behind(tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic\n")
+
+    def failing_pip(requirements_path: Path, target: Path, architecture: Architecture, python_version: str) -> None:
+        target.mkdir(parents=True)
+        raise BundlingError("pip could not build the Lambda dependency layer")
+
+    monkeypatch.setattr(bundling, "_pip_install", failing_pip)
+    with pytest.raises(BundlingError):
+        build_dependency_layer(Architecture.ARM64, requirements, tmp_path / "build")
+    assert list((tmp_path / "build" / "lambda-layer").iterdir()) == []
+
+
+def test_layer_key_covers_requirements_architecture_and_python():
+    base = layer_cache_key(b"twilio\n", Architecture.ARM64, "3.12")
+    assert layer_cache_key(b"twilio\n", Architecture.ARM64, "3.12") == base
+    assert (
+        len(
+            {
+                base,
+                layer_cache_key(b"twilio>=9\n", Architecture.ARM64, "3.12"),
+                layer_cache_key(b"twilio\n", Architecture.X86_64, "3.12"),
+                layer_cache_key(b"twilio\n", Architecture.ARM64, "3.13"),
+            }
+        )
+        == 4
+    )
+
+
+def test_pip_is_asked_for_lambda_platform_wheels(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+
+    class Finished:
+        returncode = 1
+        stderr = "No matching distribution found"
+        stdout = ""
+
+    def fake_run(command: list[str], **kwargs: object) -> Finished:
+        calls.append(command)
+        return Finished()
+
+    monkeypatch.setattr("infra.bundling.subprocess.run", fake_run)
+    with pytest.raises(BundlingError, match="No matching distribution"):
+        bundling._pip_install(tmp_path / "r.txt", tmp_path / "t", Architecture.ARM64, "3.12")
+    (command,) = calls
+    joined = " ".join(command)
+    assert "--only-binary=:all:" in command
+    assert "--platform manylinux2014_aarch64" in joined
+    assert "--python-version 3.12" in joined
+    assert "--implementation cp" in joined

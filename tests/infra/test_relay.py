@@ -1,0 +1,161 @@
+"""The relay service: health check, draining, stop timeout, secrets and settings, scaling on ActiveCalls, its role."""
+
+from __future__ import annotations
+
+from aws_cdk import CopyOptions, IgnoreMode, IgnoreStrategy
+
+from infra.bundling import REPO_ROOT
+from infra.constructs.relay import relay_image_excludes
+from tests.infra.synth import Synthesized
+from tests.infra.template_queries import (
+    actions_of_role,
+    as_list,
+    container,
+    container_environment,
+    statements_of_role,
+)
+
+RELAY_ENVIRONMENT_CONTRACT = {
+    "PORT",
+    "RELAY_PUBLIC_URL",
+    "CALLS_TABLE",
+    "TRANSCRIPTS_BUCKET",
+    "CALL_CONTROL_URL",
+    "MAX_CALL_SECONDS",
+    "METRICS_NAMESPACE",
+    "DRAIN_TIMEOUT_SECONDS",
+}
+
+
+def test_target_group_checks_healthz_and_drains_longer_than_the_longest_call(any_stack: Synthesized):
+    target_group = any_stack.only("AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    assert target_group["HealthCheckPath"] == "/healthz"
+    assert target_group["Matcher"] == {"HttpCode": "200"}
+    assert target_group["Port"] == 8080
+    assert target_group["TargetType"] == "ip"
+    attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
+    max_call = int(any_stack.context.get("maxCallSeconds", 1800))
+    delay = int(attributes["deregistration_delay.timeout_seconds"])
+    assert max_call < delay <= 3600
+    assert container_environment(any_stack)["MAX_CALL_SECONDS"] == str(max_call)
+
+
+def test_load_balancer_keeps_websockets_open(any_stack: Synthesized):
+    balancer = any_stack.only("AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= 4000
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
+def test_container_stops_gracefully_and_gets_its_secrets_from_secrets_manager(any_stack: Synthesized):
+    definition = container(any_stack)
+    assert definition["StopTimeout"] == 120
+    environment = container_environment(any_stack)
+    assert int(environment["DRAIN_TIMEOUT_SECONDS"]) < definition["StopTimeout"]
+    assert {s["Name"] for s in definition["Secrets"]} == {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET"}
+    assert set(environment) >= RELAY_ENVIRONMENT_CONTRACT
+    assert not {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET"} & set(environment)
+    assert definition["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
+    assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert "HealthCheck" not in definition  # a draining relay answers 503: ECS must not kill it for that
+
+
+def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
+    default = container_environment(cloudfront_stack)
+    custom = container_environment(custom_domain_stack)
+    assert "HUMAN_TRANSFER_NUMBER" not in default
+    assert "OPENAI_VOICE" not in default
+    assert custom["HUMAN_TRANSFER_NUMBER"] == "+15551239999"
+    assert custom["BUSINESS_API_BASE"] == "https://bookings.example.com/api"
+    assert custom["OPENAI_VOICE"] == "cedar"
+
+
+def test_task_runs_on_the_chosen_architecture_and_size(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
+    default = cloudfront_stack.only("AWS::ECS::TaskDefinition")["Properties"]
+    custom = custom_domain_stack.only("AWS::ECS::TaskDefinition")["Properties"]
+    assert default["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert (default["Cpu"], default["Memory"]) == ("1024", "2048")
+    assert custom["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    assert (custom["Cpu"], custom["Memory"]) == ("2048", "4096")
+
+
+def test_service_scales_on_active_calls_per_task(any_stack: Synthesized):
+    policy = any_stack.only("AWS::ApplicationAutoScaling::ScalingPolicy")["Properties"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    configuration = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert configuration["CustomizedMetricSpecification"] == {
+        "Namespace": "PhoneVoiceAgent",
+        "MetricName": "ActiveCalls",
+        "Dimensions": [{"Name": "Service", "Value": "relay"}],
+        "Statistic": "Average",
+    }
+    assert configuration["TargetValue"] == any_stack.context.get("callsPerTask", 20)
+    target = any_stack.only("AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    assert target["MinCapacity"] == any_stack.context.get("relayMinTasks", 2)
+    assert target["MaxCapacity"] == any_stack.context.get("relayMaxTasks", 10)
+    service = any_stack.only("AWS::ECS::Service")["Properties"]
+    assert service["DeploymentConfiguration"]["MinimumHealthyPercent"] == 100
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_cluster_has_container_insights(any_stack: Synthesized):
+    cluster = any_stack.only("AWS::ECS::Cluster")["Properties"]
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+
+
+def test_task_role_may_protect_its_own_tasks_and_call_only_transfer_and_hangup(any_stack: Synthesized):
+    relay = any_stack.stack.relay
+    statements = statements_of_role(any_stack, any_stack.logical_id(relay.task_role))
+    by_action = {action: statement for statement in statements for action in as_list(statement["Action"])}
+    protection = by_action["ecs:UpdateTaskProtection"]
+    assert set(as_list(protection["Action"])) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
+    (task_arn,) = as_list(protection["Resource"])
+    cluster_id = any_stack.logical_id(relay.cluster)
+    assert {"Ref": cluster_id} in task_arn["Fn::Join"][1]
+    invoke = by_action["execute-api:Invoke"]
+    paths = sorted(str(arn["Fn::Join"][1][-1]) for arn in as_list(invoke["Resource"]))
+    assert paths == ["/prod/POST/calls/*/hangup", "/prod/POST/calls/*/transfer"]
+
+
+def test_task_role_data_access_is_exact(any_stack: Synthesized):
+    actions = actions_of_role(any_stack, any_stack.logical_id(any_stack.stack.relay.task_role))
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:DescribeKey",
+        "s3:PutObject",
+        "ecs:UpdateTaskProtection",
+        "ecs:GetTaskProtection",
+        "execute-api:Invoke",
+    }
+
+
+def test_relay_image_is_built_from_its_dockerfile_with_only_what_it_copies(cloudfront_stack: Synthesized):
+    manifest = (cloudfront_stack.outdir / f"{cloudfront_stack.stack.stack_name}.assets.json").read_text()
+    assert '"dockerFile": "relay_container/Dockerfile"' in manifest
+    assert '"platform": "linux/arm64"' in manifest
+    # The same ignore rules CDK applies when it stages the Docker build context.
+    ignore = IgnoreStrategy.from_copy_options(
+        CopyOptions(exclude=relay_image_excludes(), ignore_mode=IgnoreMode.GLOB), str(REPO_ROOT)
+    )
+    kept = ["relay_container/Dockerfile", "relay_container/relay/__init__.py", "callcore/store.py"]
+    dropped = [
+        ".venv/bin/python",
+        "cdk.out/manifest.json",
+        "build/lambda-layer/x",
+        "lambdas/settings.py",
+        "node_modules/x",
+        ".git/HEAD",
+        "callcore/__pycache__/store.cpython-312.pyc",
+        "tests/conftest.py",
+    ]
+    assert [p for p in kept if ignore.ignores(str(REPO_ROOT / p))] == []
+    assert [p for p in dropped if not ignore.ignores(str(REPO_ROOT / p))] == []
+    assert (REPO_ROOT / "relay_container" / "Dockerfile").is_file()

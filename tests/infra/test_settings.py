@@ -1,0 +1,118 @@
+"""Context validation: every key documented, defaults that make a working stack, errors that name the key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.application import CDK_JSON, build_app, cdk_json_context
+from infra.constants import Output
+from infra.settings import Architecture, ContextError, DeploySettings
+
+
+def settings(context: dict[str, Any], environ: dict[str, str] | None = None) -> DeploySettings:
+    return DeploySettings.from_context(context.get, environ or {})
+
+
+def test_defaults_make_the_out_of_the_box_deployment():
+    defaults = settings({})
+    assert defaults.stack_name == "PhoneVoiceAgent"
+    assert defaults.region == "us-east-1"
+    assert defaults.architecture is Architecture.ARM64
+    assert not defaults.custom_domain
+    assert defaults.twilio_phone_number is None
+    assert defaults.max_call_seconds == 1800
+    assert defaults.deregistration_delay_seconds > defaults.max_call_seconds
+    assert (defaults.calls_per_task, defaults.relay_min_tasks, defaults.relay_max_tasks) == (20, 2, 10)
+
+
+def test_every_context_key_is_documented():
+    for name, field in DeploySettings.model_fields.items():
+        assert field.alias, name
+        assert field.description, field.alias
+        assert len(field.description) > 10, field.alias
+
+
+def test_cli_strings_are_coerced_and_aliases_accepted():
+    parsed = settings(
+        {
+            "maxCallSeconds": "900",
+            "architecture": "AMD64",
+            "domainName": "Voice.Example.COM.",
+            "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+            "hostedZoneName": "example.com",
+        }
+    )
+    assert parsed.max_call_seconds == 900
+    assert parsed.architecture is Architecture.X86_64
+    assert parsed.domain_name == "voice.example.com"
+    assert parsed.custom_domain
+
+
+def test_region_comes_from_the_cli_profile_then_the_sdk_environment():
+    assert settings({}, {"CDK_DEFAULT_REGION": "eu-central-1", "AWS_REGION": "us-west-2"}).region == "eu-central-1"
+    assert settings({}, {"AWS_REGION": "us-west-2"}).region == "us-west-2"
+    assert settings({"region": "ap-southeast-2"}, {"CDK_DEFAULT_REGION": "eu-central-1"}).region == "ap-southeast-2"
+
+
+@pytest.mark.parametrize(
+    ("context", "key", "hint"),
+    [
+        ({"twilioPhoneNumber": "555-1234"}, "twilioPhoneNumber", "E.164"),
+        ({"humanTransferNumber": "+0123"}, "humanTransferNumber", "E.164"),
+        ({"domainName": "voice.example.com"}, "(context)", "hostedZoneId"),
+        (
+            {
+                "domainName": "voice.example.org",
+                "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+                "hostedZoneName": "example.com",
+            },
+            "(context)",
+            "not inside",
+        ),
+        (
+            {"hostedZoneId": "not-a-zone", "domainName": "a.example.com", "hostedZoneName": "example.com"},
+            "hostedZoneId",
+            "hosted zone ID",
+        ),
+        ({"maxCallSeconds": 4000}, "maxCallSeconds", "less than or equal"),
+        ({"relayMinTasks": 5, "relayMaxTasks": 2}, "(context)", "relayMaxTasks"),
+        ({"relayCpu": 1000}, "relayCpu", "one of"),
+        ({"relayCpu": 256, "relayMemoryMiB": 4096}, "(context)", "relayMemoryMiB"),
+        ({"architecture": "sparc"}, "architecture", "arm64"),
+        ({"natGateways": 3}, "natGateways", "less than or equal"),
+        ({"cloudFrontPrefixListId": "sg-123"}, "cloudFrontPrefixListId", "prefix list"),
+        ({"alarmEmail": "ops"}, "alarmEmail", "e-mail"),
+        ({"businessApiBase": "http://bookings.example.com"}, "businessApiBase", "https"),
+        ({"openaiRealtimeUrl": "https://api.openai.com/v1/realtime"}, "openaiRealtimeUrl", "wss"),
+        ({"region": "Europe"}, "region", "pattern"),
+        ({"stackName": "1bad"}, "stackName", "pattern"),
+    ],
+)
+def test_a_bad_value_fails_naming_its_key(context, key, hint):
+    with pytest.raises(ContextError) as raised:
+        settings(context)
+    problems = raised.value.problems
+    assert any(problem.startswith(f"{key}:") and hint in problem for problem in problems), problems
+
+
+def test_build_app_refuses_a_bad_number_before_building_anything():
+    with pytest.raises(ContextError, match="twilioPhoneNumber"):
+        build_app({"twilioPhoneNumber": "call me"})
+
+
+def test_cdk_json_carries_the_feature_flags_and_runs_the_venv_python():
+    cdk_json = json.loads(CDK_JSON.read_text())
+    assert cdk_json["app"] == ".venv/bin/python app.py"  # `make setup` always creates .venv
+    context = cdk_json_context()
+    assert context["@aws-cdk/aws-iam:minimizePolicies"] is True
+    assert context["@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"] is True
+    assert not set(DeploySettings.context_keys()) & set(context)  # deployment choices are -c flags, not pinned here
+
+
+def test_the_deploy_guide_names_every_context_key_and_output():
+    guide = (CDK_JSON.parent / "infra" / "DEPLOY.md").read_text()
+    assert [key for key in DeploySettings.context_keys() if f"`{key}`" not in guide] == []
+    assert [output.value for output in Output if f"`{output.value}`" not in guide] == []
