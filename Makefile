@@ -1,7 +1,5 @@
 # The task runner. A newcomer needs two commands: `make setup` then `make test` (see README.md).
 SHELL := /bin/bash
-# Node 20 works for the CDK CLI and jsii; its end-of-life banner would drown the output of every synth.
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
