@@ -1,44 +1,50 @@
-# The task runner. A newcomer needs two commands: `make setup` then `make test` (see README.md).
+# The task runner. A newcomer needs two commands: `make call` and `make test` (see README.md); both install first.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
+# Present once `make setup` has installed everything; redone when the dependency lists change.
+INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup lint typecheck test test-fast $(addprefix test-,$(TIERS)) synth bench call local-aws clean
+.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench clean
 
-setup: ## venv + Python deps (editable) + the pinned CDK CLI
+setup: $(INSTALLED) ## venv + the project (editable) with its dev tools + the pinned CDK CLI
+
+$(INSTALLED): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip > .setup.log 2>&1 || { cat .setup.log; exit 1; }
 	$(PY) -m pip install --quiet -e '.[dev]' >> .setup.log 2>&1 || { cat .setup.log; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@echo "setup done: $$($(PY) --version), CDK CLI $$(npx --no-install cdk --version 2>/dev/null)"
+	touch $@
 
-lint: ## ruff lint + format check
+lint: $(INSTALLED) ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: ## mypy (strict) over the whole tree
+typecheck: $(INSTALLED) ## mypy (strict) over the whole tree
 	$(BIN)/mypy .
 
 # Each tier runs on its own so a failure names its tier; pytest exit 5 ("no tests collected") is not a failure.
-test-%:
+# A static pattern rule: make never applies plain pattern rules to .PHONY targets.
+$(addprefix test-,$(TIERS)): test-%: $(INSTALLED)
 	@echo "=== $* tests ==="; rc=0; $(BIN)/pytest -m $* -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "($* tier is empty)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 test: lint typecheck $(addprefix test-,$(TIERS)) synth ## everything CI runs
 
-synth: ## cdk synth offline (no Docker needed); cdk-nag runs on every synth and fails it on any finding
+synth: $(INSTALLED) ## cdk synth offline (no Docker); cdk-nag fails it on any unacknowledged finding
 	npx --no-install cdk synth --quiet
 
-call: ## the main job: one complete phone call through every part, locally, no accounts
+call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
 	$(PY) -m local.call
 
-bench: ## latency, calls per core, Lambda cold starts: prints the figures the README quotes
+bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core, Lambda cold starts
 	$(PY) bench/relay_latency.py
 	$(PY) bench/lambda_cold_start.py
 
 clean:
-	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)

@@ -25,20 +25,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.constants import ROUTES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOAL_MS = 300.0
 TWIML_ROUTE = "lambdas.handlers.incoming_call"
 
-HANDLERS = {
-    "lambdas.handlers.incoming_call": "POST /twilio/incoming",
-    "lambdas.handlers.call_status": "POST /twilio/status",
-    "lambdas.handlers.stream_status": "POST /twilio/stream-status",
-    "lambdas.handlers.fallback": "POST /twilio/fallback",
-    "lambdas.handlers.whisper": "GET|POST /twilio/whisper",
-    "lambdas.handlers.outbound_call": "POST /calls",
-    "lambdas.handlers.transfer": "POST /calls/{callSid}/transfer",
-    "lambdas.handlers.hangup": "POST /calls/{callSid}/hangup",
-}
+# The deployed routes, with each function's own environment additions (e.g. no X-Ray SDK on the TwiML route).
+ROUTES_BY_HANDLER = {route.handler.rpartition(".")[0]: route for route in ROUTES}
+HANDLERS = {module: f"{'|'.join(route.methods)} {route.path}" for module, route in ROUTES_BY_HANDLER.items()}
 
 _CHILD = """
 import importlib, json, sys, time
@@ -121,7 +116,9 @@ def main() -> int:
     print(f"{'handler':<16} {'route':<31} {'median':>8} {'min':>8} {'max':>8} {'modules':>8}")
     medians: dict[str, float] = {}
     for module in modules:
-        samples = [measure(module, env) for _ in range(args.runs)]
+        route = ROUTES_BY_HANDLER.get(module)
+        route_env = {**env, **(route.environment if route else {})}
+        samples = [measure(module, route_env) for _ in range(args.runs)]
         times = [sample.init_ms for sample in samples]
         medians[module] = statistics.median(times)
         print(
@@ -132,7 +129,8 @@ def main() -> int:
     if args.top:
         for module in modules:
             print(f"\nslowest imports of {module} (cumulative ms):")
-            for cumulative_us, name in top_imports(module, env, args.top):
+            route = ROUTES_BY_HANDLER.get(module)
+            for cumulative_us, name in top_imports(module, {**env, **(route.environment if route else {})}, args.top):
                 print(f"  {cumulative_us / 1000:>8.1f}  {name}")
 
     if args.check and TWIML_ROUTE in medians and medians[TWIML_ROUTE] > GOAL_MS:

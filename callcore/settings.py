@@ -27,7 +27,8 @@ class SettingsError(Exception):
         super().__init__(f"invalid {owner} settings:\n  - " + "\n  - ".join(problems))
 
 
-def _is_secret(annotation: Any) -> bool:
+def is_secret_field(annotation: Any) -> bool:
+    """A `SecretStr` (or optional `SecretStr`) field: read from NAME, or from Secrets Manager through NAME_ARN."""
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
@@ -83,7 +84,7 @@ class EnvSettings(BaseModel):
             raw = environ.get(env, "")
             if raw != "":
                 data[env] = raw
-            elif _is_secret(field.annotation) and environ.get(f"{env}_ARN"):
+            elif is_secret_field(field.annotation) and environ.get(f"{env}_ARN"):
                 try:
                     data[env] = fetch(environ[f"{env}_ARN"])
                 except Exception as error:
@@ -106,7 +107,7 @@ class EnvSettings(BaseModel):
             field = by_alias.get(env)
             hint = f" ({field.description})" if field and field.description else ""
             if item["type"] == "missing":
-                secret = field is not None and _is_secret(field.annotation)
+                secret = field is not None and is_secret_field(field.annotation)
                 how = f"set {env}" + (f" or {env}_ARN" if secret else "")
                 problems.append(f"{env} is required{hint}: {how}")
             else:

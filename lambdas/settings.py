@@ -111,6 +111,13 @@ class LambdaSettings(StorageSettings):
         max_length=1000,
         description="what an outbound call says to an answering machine when ANSWERING_MACHINE_DETECTION=message",
     )
+    transcript_grace_seconds: float = Field(
+        default=5.0,
+        alias="TRANSCRIPT_GRACE_SECONDS",
+        ge=0,
+        le=12,
+        description="on `completed`, how long to wait for the relay's own transcript before rebuilding it from turns",
+    )
     twilio_api_base_url: str | None = Field(
         default=None,
         alias="TWILIO_API_BASE_URL",

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import os
 import secrets
 import sys
@@ -178,6 +179,7 @@ async def run_call(*, verbose: bool = True) -> CallResult:
     from relay.settings import RelaySettings  # noqa: PLC0415
 
     say = print if verbose else (lambda *_: None)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     loop = asyncio.get_running_loop()
     call_sid = "CA" + uuid.uuid4().hex
     caller_lines, replies = conversation(datetime.now(ZoneInfo(BUSINESS_TIMEZONE)))
@@ -216,6 +218,8 @@ async def run_call(*, verbose: bool = True) -> CallResult:
             "POWERTOOLS_SERVICE_NAME": "phone-agent",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            # The Lambdas' EMF documents would interleave with the conversation; the relay's are summarized below.
+            "POWERTOOLS_METRICS_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
         }
         previous = {name: os.environ.get(name) for name in environment}

@@ -144,7 +144,7 @@ class Api(Construct):
             route.construct_id,
             handler=route.handler,
             description=route.description,
-            environment=self._environment,
+            environment={**self._environment, **route.environment},
             timeout=Duration.seconds(route.timeout_seconds),
             memory_mib=route.memory_mib,
             statements=statements,

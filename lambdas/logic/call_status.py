@@ -7,6 +7,7 @@ runs only for the callback that actually applied the terminal status: exactly on
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -79,7 +80,7 @@ def _archive_if_missing(
 ) -> None:
     """The relay writes the transcript when the stream ends. If it is not in S3 (the relay died, or the call never
     reached it), build it from the turns already stored and write the call summary, so analytics see every call."""
-    if archive.transcript_exists(record.call_sid, record.created_at):
+    if _relay_wrote_transcript(record, archive, grace_seconds=settings.transcript_grace_seconds):
         return
     turns = store.list_turns(record.call_sid)
     if turns:
@@ -89,3 +90,18 @@ def _archive_if_missing(
         count(Metric.TRANSCRIPTS_RECOVERED)
         logger.warning("transcript recovered from stored turns", extra={"turns": len(turns)})
     archive.write_call_summary(record)
+
+
+POLL_SECONDS = 0.5
+
+
+def _relay_wrote_transcript(record: CallRecord, archive: TranscriptArchive, *, grace_seconds: float) -> bool:
+    """Twilio's `completed` callback races the relay's own end-of-call write (both follow the hang-up). A relay that
+    admitted the stream gets a short grace to finish, so a normal call is not "recovered" from its turns."""
+    deadline = time.monotonic() + (grace_seconds if record.stream_sid is not None else 0.0)
+    while True:
+        if archive.transcript_exists(record.call_sid, record.created_at):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)

@@ -131,3 +131,14 @@ def test_call_control_routes_are_iam_and_twilio_routes_are_signature_checked():
     for route in ROUTES:
         expected = RouteAuth.AWS_IAM if route.path.startswith("/calls") else RouteAuth.TWILIO_SIGNATURE
         assert route.auth is expected, route.construct_id
+
+
+def test_only_the_twiml_route_skips_the_xray_sdk(cloudfront_stack: Synthesized):
+    """The caller waits on the TwiML webhook's cold start: it runs without the X-Ray SDK (Lambda still traces it)."""
+    skipping = set()
+    for construct_id, function in cloudfront_stack.stack.api.functions.items():
+        properties = cloudfront_stack.json["Resources"][cloudfront_stack.logical_id(function)]["Properties"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        if properties["Environment"]["Variables"].get("POWERTOOLS_TRACE_DISABLED") == "true":
+            skipping.add(construct_id)
+    assert skipping == {"IncomingCall"}

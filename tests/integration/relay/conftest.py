@@ -16,10 +16,6 @@ from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
-from relay.app import GREETINGS, POOL, STATE, create_app
-from relay.metrics import RelayMetrics
-from relay.settings import RelaySettings
-from relay.tools import ToolRegistry
 
 from callcore import stream_token
 from callcore.aws import dynamodb_client, reset_clients, s3_client
@@ -27,6 +23,10 @@ from callcore.local_resources import create_bucket, create_table
 from callcore.models import CallDirection, CallRecord
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
+from relay.app import GREETINGS, POOL, STATE, create_app
+from relay.metrics import RelayMetrics
+from relay.settings import RelaySettings
+from relay.tools import ToolRegistry
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FakeRealtimeSession
 from tests.fakes.twilio_media import FakeTwilioCall

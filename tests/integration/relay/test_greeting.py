@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from relay.app import GREETINGS
-
 from callcore.models import CallDirection
+from relay.app import GREETINGS
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.integration.relay.conftest import (
     GREETING_INBOUND_AUDIO,

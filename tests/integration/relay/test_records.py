@@ -6,11 +6,10 @@ import json
 import time
 from typing import Any
 
-from relay.app import STATE
-
 from callcore.aws import dynamodb_client, s3_client
 from callcore.store import TTL_ATTRIBUTE, call_pk, turn_sk
 from callcore.transcripts import call_summary_key
+from relay.app import STATE
 from tests.fakes.audio import BYTES_PER_MS, tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse
 from tests.integration.relay.conftest import (

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from relay.app import STATE
-
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.integration.relay.conftest import answered, assert_clean, start_cached_relay

@@ -8,6 +8,7 @@ import time
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+
 from relay.settings import RelaySettings
 from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
 from relay.tools.booking import BookAppointment, BookingRules, CheckAvailability
@@ -15,7 +16,6 @@ from relay.tools.booking_backends import LocalBookingStore
 from relay.tools.call_tools import EndCall, TransferToHuman
 from relay.tools.hours import GetBusinessHours
 from relay.tools.schedule import OpeningSchedule
-
 from tests.fakes.audio import tone
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse

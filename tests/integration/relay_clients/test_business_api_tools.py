@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from relay.settings import RelaySettings
-from relay.tools import ToolContext, ToolRegistry
 
 from callcore.store import CallStore
+from relay.settings import RelaySettings
+from relay.tools import ToolContext, ToolRegistry
 
 from .conftest import FakePeer, json_reply
 

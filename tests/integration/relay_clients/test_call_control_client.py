@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
 from relay.call_control import CallControlClient, CallControlError
 
 from .conftest import FakePeer, json_reply

@@ -8,6 +8,7 @@ import io
 
 import aiohttp
 from aiohttp import web
+
 from relay.metrics import RelayMetrics
 from relay.task_protection import STATE_PATH, TaskProtection
 

@@ -171,3 +171,39 @@ def test_unknown_call_status_is_a_400(aws, invoke, make_call):
     answer = invoke(call_status.handler, twilio_event(PATH, status_params(call.call_sid, "exploded", 1)))
     assert answer.status == 400
     assert answer.json()["field"] == "CallStatus"
+
+
+def test_a_relay_still_finishing_gets_a_grace_before_recovery(aws, invoke, make_call, capsys, monkeypatch):
+    """`completed` can arrive while the relay is writing its transcript: the Lambda waits for it, recovers nothing."""
+
+    call = make_call(stream_sid="MZ" + "1" * 32)
+    aws.store.put_turn(_turn(call.call_sid, 0, TurnRole.AGENT, "stored turn"))
+    relay_turns = [_turn(call.call_sid, 0, TurnRole.AGENT, "the relay's full transcript")]
+    polls: list[float] = []
+
+    def relay_finishes_while_we_wait(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 2:
+            aws.archive.write_transcript(call, relay_turns)
+
+    monkeypatch.setattr("lambdas.logic.call_status.time.sleep", relay_finishes_while_we_wait)
+    send(invoke, call.call_sid, "completed", 2, CallDuration="30")
+
+    assert len(polls) == 2
+    assert aws.archive.read_transcript(call.call_sid, call.created_at) == relay_turns
+    assert "TranscriptsRecovered" not in emitted_metrics(capsys.readouterr().out)
+
+
+def test_recovery_after_the_grace_when_the_relay_never_writes(aws, invoke, make_call, capsys, monkeypatch):
+    from lambdas.logic import call_status as logic
+
+    monkeypatch.setenv("TRANSCRIPT_GRACE_SECONDS", "0.2")
+    call = make_call(stream_sid="MZ" + "2" * 32)
+    turns = [_turn(call.call_sid, 0, TurnRole.AGENT, "stored turn")]
+    aws.store.put_turn(turns[0])
+    monkeypatch.setattr(logic, "POLL_SECONDS", 0.05)
+
+    send(invoke, call.call_sid, "completed", 2, CallDuration="30")
+
+    assert aws.archive.read_transcript(call.call_sid, call.created_at) == turns
+    assert emitted_metrics(capsys.readouterr().out).get("TranscriptsRecovered") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from relay.settings import RelaySettings
 
 BASE_ENV = {

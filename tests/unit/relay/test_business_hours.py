@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+
 from relay.business_hours import WeeklyHours
 
 

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from callcore.models import CallDirection, CallRecord
 from relay.prompt import render_instructions
 from relay.settings import RelaySettings
-
-from callcore.models import CallDirection, CallRecord
 
 SID = "CA" + "b" * 32
 

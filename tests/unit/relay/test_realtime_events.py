@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
+
 from relay import realtime
 from relay.settings import RelaySettings
 

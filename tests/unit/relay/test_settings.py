@@ -3,9 +3,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from relay.settings import RelaySettings, TurnDetection
 
 from callcore.settings import SettingsError
+from relay.settings import RelaySettings, TurnDetection
 
 
 def test_defaults_follow_the_contract(relay_settings: RelaySettings) -> None:

@@ -8,11 +8,11 @@ import aiohttp
 import boto3
 import pytest
 from moto import mock_aws
-from relay.settings import RelaySettings
-from relay.tools import ToolContext, ToolRegistry
 
 from callcore.local_resources import create_table
 from callcore.store import CallStore
+from relay.settings import RelaySettings
+from relay.tools import ToolContext, ToolRegistry
 
 TABLE = "calls-tools-test"
 CALL_SID = "CA" + "a1" * 16

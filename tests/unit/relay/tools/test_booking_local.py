@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 
 import pytest
-from relay.tools import ToolRegistry
 
 from callcore.models import Booking
 from callcore.store import CallStore
+from relay.tools import ToolRegistry
 
 from .conftest import CALL_SID, ZONE, MakeContext
 

@@ -9,6 +9,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
 from relay.call_control import CallControlClient, CallControlError, region_from_host, sigv4_headers
 
 CREDENTIALS = Credentials("AKIDEXAMPLETEST", "test-secret-key", "test-session-token")

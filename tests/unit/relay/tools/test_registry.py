@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import BaseModel, ConfigDict, TypeAdapter
-from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
 
 from callcore.store import CallStore
+from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
 
 from .conftest import CALLER, MakeContext, make_settings
 

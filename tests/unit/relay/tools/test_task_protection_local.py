@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+
 from relay.task_protection import TaskProtection
 
 
