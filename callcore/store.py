@@ -214,33 +214,39 @@ class CallStore:
             changes["ended_at"] = at
             if duration_seconds is not None:
                 changes["duration_seconds"] = duration_seconds
+        return self._update_if(
+            call_sid,
+            changes,
+            condition="status_sequence < :seq",
+            extra_values={":seq": sequence_number},
+            keep_existing=("answered_at",),
+        )
+
+    def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
+        """Admit exactly one media stream per call: True the first time, False for any later stream."""
+        return self._update_if(call_sid, {"stream_sid": stream_sid}, condition="attribute_not_exists(stream_sid)")
+
+    def _update_if(
+        self,
+        call_sid: str,
+        changes: Mapping[str, Any],
+        *,
+        condition: str,
+        extra_values: Mapping[str, Any] | None = None,
+        keep_existing: tuple[str, ...] = (),
+    ) -> bool:
+        """Update an existing record only if `condition` holds: False when it does not, CallNotFound for no record."""
         try:
             self._update(
                 call_sid,
                 changes,
-                condition="attribute_exists(pk) AND status_sequence < :seq",
-                extra_values={":seq": sequence_number},
-                keep_existing=("answered_at",),
+                condition=f"attribute_exists(pk) AND {condition}",
+                extra_values=extra_values,
+                keep_existing=keep_existing,
             )
         except ClientError as error:
             if _is_conditional_failure(error):
-                if error.response.get("Item") is None:
-                    raise CallNotFound(call_sid) from None
-                return False
-            raise
-        return True
-
-    def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
-        """Admit exactly one media stream per call: True the first time, False for any later stream."""
-        try:
-            self._update(
-                call_sid,
-                {"stream_sid": stream_sid},
-                condition="attribute_exists(pk) AND attribute_not_exists(stream_sid)",
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                if error.response.get("Item") is None:
+                if error.response.get("Item") is None:  # ALL_OLD is empty: there was no record at all
                     raise CallNotFound(call_sid) from None
                 return False
             raise

@@ -10,44 +10,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from callcore.metric_names import LAMBDA_SERVICE, RELAY_SERVICE
+from callcore.metric_names import METRICS_NAMESPACE as _METRICS_NAMESPACE
+
 # ---- the app --------------------------------------------------------------------------------------------------------
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
 SERVICE_TAG: Final = "phone-voice-agent"
 
 # ---- metrics (common.md contracts) ---------------------------------------------------------------------------------
-METRICS_NAMESPACE: Final = "PhoneVoiceAgent"
-RELAY_METRIC_DIMENSION: Final = {"Service": "relay"}
-LAMBDA_METRIC_DIMENSION: Final = {"service": "phone-agent"}
-POWERTOOLS_SERVICE_NAME: Final = "phone-agent"
-
-
-class RelayMetric(StrEnum):
-    """EMF metrics the relay emits (namespace PhoneVoiceAgent, dimension Service=relay)."""
-
-    ACTIVE_CALLS = "ActiveCalls"
-    GREETING_LATENCY = "GreetingLatency"
-    TURN_LATENCY = "TurnLatency"
-    BARGE_INS = "BargeIns"
-    TOOL_LATENCY = "ToolLatency"
-    TOOL_ERRORS = "ToolErrors"
-    MODEL_ERRORS = "ModelErrors"
-    CALL_DURATION = "CallDuration"
-    CALL_COST = "CallCost"
-    REJECTED_STREAMS = "RejectedStreams"
-    TRANSFERS = "Transfers"
-
-
-class LambdaMetric(StrEnum):
-    """Powertools metrics the Lambdas emit (namespace PhoneVoiceAgent, dimension service=phone-agent)."""
-
-    CALLS_STARTED = "CallsStarted"
-    OVERFLOW_CALLS = "OverflowCalls"
-    TRANSFERS = "Transfers"
-    HANG_UPS = "HangUps"
-    REJECTED_SIGNATURES = "RejectedSignatures"
-    OUTBOUND_CALLS = "OutboundCalls"
-    TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
-
+METRICS_NAMESPACE: Final = _METRICS_NAMESPACE
+RELAY_METRIC_DIMENSION: Final = {"Service": RELAY_SERVICE}
+LAMBDA_METRIC_DIMENSION: Final = {"service": LAMBDA_SERVICE}
+POWERTOOLS_SERVICE_NAME: Final = LAMBDA_SERVICE
 
 # Emitted by a metric filter on the API access log (see infra/constructs/api.py): 5xx answers of the call-control
 # routes, which the relay depends on for transfers and hang-ups.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -21,9 +20,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callcore.masking import mask_phone
+from callcore.metric_names import LAMBDA_SERVICE, LambdaMetric
+from callcore.metric_names import METRICS_NAMESPACE as DEFAULT_NAMESPACE
 
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "phone-agent"
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PhoneVoiceAgent"
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or LAMBDA_SERVICE
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
 
 # The X-Ray SDK costs ~150-230 ms at import (it builds a botocore client for sampling). A function on the caller's
 # critical path (the TwiML webhook) sets POWERTOOLS_TRACE_DISABLED=true and skips it entirely; Lambda's active
@@ -40,16 +41,8 @@ metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
-class Metric(StrEnum):
-    """The Lambdas' metric names (the contract in notes; dashboards and alarms read these)."""
-
-    CALLS_STARTED = "CallsStarted"
-    OVERFLOW_CALLS = "OverflowCalls"
-    TRANSFERS = "Transfers"
-    HANG_UPS = "HangUps"
-    REJECTED_SIGNATURES = "RejectedSignatures"
-    OUTBOUND_CALLS = "OutboundCalls"
-    TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
+# The Lambdas' metric names: one definition in the core, read by the stack's dashboard and alarms too.
+Metric = LambdaMetric
 
 
 def count(metric: Metric) -> None:

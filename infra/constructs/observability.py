@@ -15,13 +15,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from callcore.metric_names import LambdaMetric, RelayMetric
 from infra.constants import (
     CALL_CONTROL_5XX_METRIC,
     LAMBDA_METRIC_DIMENSION,
     METRICS_NAMESPACE,
     RELAY_METRIC_DIMENSION,
-    LambdaMetric,
-    RelayMetric,
 )
 from infra.constructs.api import Api
 from infra.constructs.relay import RelayService, active_calls_metric

@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from callcore.metric_names import RelayMetric
 from infra.bundling import REPO_ROOT
 from infra.constants import (
     METRICS_NAMESPACE,
@@ -31,7 +32,6 @@ from infra.constants import (
     RELAY_METRIC_DIMENSION,
     RELAY_PORT,
     RELAY_STOP_TIMEOUT_SECONDS,
-    RelayMetric,
 )
 from infra.constructs.api import Api
 from infra.constructs.relay_endpoint import RelayEndpoint

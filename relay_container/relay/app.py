@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from callcore.metric_names import RelayMetric
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from relay import realtime
@@ -226,11 +227,11 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     settings, metrics, state = app[SETTINGS], app[METRICS], app[STATE]
     if state.draining:
         log.info("stream refused: draining")
-        metrics.record("RejectedStreams", 1, "Count")
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         raise web.HTTPServiceUnavailable(text="draining")
     if not app[ADMISSION].upgrade_is_signed(request.headers):
         log.warning("stream refused: bad or missing X-Twilio-Signature on the upgrade (from %s)", request.remote)
-        metrics.record("RejectedStreams", 1, "Count")
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         raise web.HTTPForbidden(text="invalid signature")
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
     await ws.prepare(request)
@@ -245,12 +246,12 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         admitted = await app[ADMISSION].admit(start)
     except (FrameRejected, AdmissionRefused) as refusal:
         log.warning("stream refused: %s (close %d)", refusal.reason, refusal.code)
-        metrics.record("RejectedStreams", 1, "Count")
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         await _close(ws, refusal.code, refusal.reason, settings.close_timeout_seconds)
         return ws
     except TimeoutError:
         log.warning("stream refused: no start frame within %.0f s", START_TIMEOUT_SECONDS)
-        metrics.record("RejectedStreams", 1, "Count")
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         await _close(ws, CloseCode.POLICY, "no start frame", settings.close_timeout_seconds)
         return ws
     greetings = app[GREETINGS]

@@ -26,6 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from callcore.masking import mask_phone
+from callcore.metric_names import RelayMetric
 from callcore.models import CallOutcome, ToolCall, utc_now
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive, dumps_compact
@@ -225,10 +226,10 @@ class CallSession:
         await asyncio.gather(*closes, return_exceptions=True)
         self._record_open_utterances()
         outcome = self._outcome or CallOutcome.CALLER_HUNG_UP
-        self._deps.metrics.record("CallDuration", round(time.monotonic() - self._started_at, 3), "Seconds")
+        self._deps.metrics.record(RelayMetric.CALL_DURATION, round(time.monotonic() - self._started_at, 3), "Seconds")
         record = await self.recorder.finish(outcome)
         if record is not None and record.estimated_cost_usd is not None:
-            self._deps.metrics.record("CallCost", float(record.estimated_cost_usd), "None")
+            self._deps.metrics.record(RelayMetric.CALL_COST, float(record.estimated_cost_usd), "None")
         log.info("call %s ended: %s", self.call_sid, outcome.value)
 
     # ---- Twilio -> relay ---------------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ class CallSession:
     def _greeting_latency(self) -> None:
         if self.recorder.greeting_ms is None:
             self.recorder.greeting_ms = round((time.monotonic() - self._started_at) * 1000)
-            self._deps.metrics.record("GreetingLatency", self.recorder.greeting_ms, "Milliseconds")
+            self._deps.metrics.record(RelayMetric.GREETING_LATENCY, self.recorder.greeting_ms, "Milliseconds")
 
     async def _seed_greeting_when_heard(self) -> None:
         await self.playback.wait_drained()
@@ -328,7 +329,7 @@ class CallSession:
             model = await self._deps.pool.acquire()
         except RealtimeConnectError as error:
             log.error("call %s: no model session (%s)", self.call_sid, error)
-            self._deps.metrics.record("ModelErrors", 1, "Count")
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
             await self._fail_over("the agent could not start")
             return
         self._model = model
@@ -344,7 +345,7 @@ class CallSession:
             await self._on_model_event(event)
         if not self._ending:
             log.error("call %s: model session closed unexpectedly (code %s)", self.call_sid, model.close_code)
-            self._deps.metrics.record("ModelErrors", 1, "Count")
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
             await self._fail_over("the agent's model session ended")
 
     async def _fail_over(self, why: str) -> None:
@@ -357,7 +358,7 @@ class CallSession:
             except (CallControlError, TimeoutError) as error:
                 log.error("call %s: fail-over transfer failed: %s", self.call_sid, error)
             else:
-                self._deps.metrics.record("Transfers", 1, "Count")
+                self._deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
                 await self.end(CallOutcome.TRANSFERRED)
                 return
         await self.end(CallOutcome.ERROR, code=CloseCode.GOING_AWAY, reason="model unavailable")
@@ -414,7 +415,7 @@ class CallSession:
             latency = round((time.monotonic() - self._speech_stopped_at) * 1000)
             self._speech_stopped_at = None
             self.recorder.turn_ms.append(latency)
-            self._deps.metrics.record("TurnLatency", latency, "Milliseconds")
+            self._deps.metrics.record(RelayMetric.TURN_LATENCY, latency, "Milliseconds")
         if self.recorder.greeting_ms is None:
             self._greeting_latency()
 
@@ -428,7 +429,7 @@ class CallSession:
         self.playback.clear()
         self._cut_items.update(unplayed)
         self.recorder.barge_ins += 1
-        self._deps.metrics.record("BargeIns", 1, "Count")
+        self._deps.metrics.record(RelayMetric.BARGE_INS, 1, "Count")
         for item_id in unplayed:
             heard = self.playback.heard_ms(item_id)
             utterance = self._utterances.get(item_id)
@@ -482,7 +483,7 @@ class CallSession:
         response = event.get("response") or {}
         self.recorder.add_usage(usage_from_response_done(event))
         if response.get("status") == "failed":
-            self._deps.metrics.record("ModelErrors", 1, "Count")
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
             log.warning("call %s: response failed: %s", self.call_sid, response.get("status_details"))
         for item in response.get("output") or []:
             utterance = self._utterances.get(item.get("id", "")) if isinstance(item, dict) else None
@@ -507,7 +508,7 @@ class CallSession:
         if code == "conversation_already_has_active_response":
             self._response_wanted = True  # asked while the server's VAD started one: ask again when it is done
         if code not in RECOVERABLE_MODEL_ERRORS:
-            self._deps.metrics.record("ModelErrors", 1, "Count")
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
         log.warning("call %s: model error %s: %s", self.call_sid, code, str(error.get("message"))[:200])
 
     async def _request_response(self, instructions: str | None = None) -> None:
@@ -550,9 +551,9 @@ class CallSession:
         except TimeoutError:
             outcome = ToolOutcome(output={"error": f"{name} did not answer in time"}, ok=False)
         duration = round((time.monotonic() - started) * 1000)
-        self._deps.metrics.record("ToolLatency", duration, "Milliseconds")
+        self._deps.metrics.record(RelayMetric.TOOL_LATENCY, duration, "Milliseconds")
         if not outcome.ok:
-            self._deps.metrics.record("ToolErrors", 1, "Count")
+            self._deps.metrics.record(RelayMetric.TOOL_ERRORS, 1, "Count")
         output = dumps_compact(outcome.output)
         self.recorder.tool_call(
             ToolCall(
@@ -591,7 +592,7 @@ class CallSession:
         try:
             if isinstance(action, TransferRequest):
                 await control.transfer(self.call_sid, reason=action.reason, summary=action.summary)
-                self._deps.metrics.record("Transfers", 1, "Count")
+                self._deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
                 self._outcome = self._outcome or CallOutcome.TRANSFERRED
             else:
                 await control.hangup(self.call_sid, reason=action.reason)

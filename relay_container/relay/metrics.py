@@ -19,9 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from callcore.metric_names import RelayMetric
+
 logger = logging.getLogger(__name__)
 
-ACTIVE_CALLS = "ActiveCalls"
+ACTIVE_CALLS = RelayMetric.ACTIVE_CALLS.value
 
 # CloudWatch's StandardUnit values.
 UNITS = frozenset(

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from callcore.metric_names import LambdaMetric, RelayMetric
 from callcore.transcripts import CallSummaryLine, TranscriptLine
-from infra.constants import CALL_CONTROL_5XX_METRIC, LambdaMetric, RelayMetric
+from infra.constants import CALL_CONTROL_5XX_METRIC
 from infra.constructs.analytics import CALLS_TABLE, TRANSCRIPTS_TABLE, calls_column, saved_queries
 from infra.glue_schema import SchemaError, glue_columns
 from tests.infra.synth import Synthesized

@@ -1,0 +1,38 @@
+"""The metric names every part emits and the stack's dashboard, alarms and autoscaling read: one definition.
+
+Relay metrics are EMF documents with the dimension `Service=relay`; Lambda metrics come from Powertools Metrics with
+the dimension `service=<POWERTOOLS_SERVICE_NAME>` (`phone-agent`). Both in one namespace.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+METRICS_NAMESPACE: Final = "PhoneVoiceAgent"
+RELAY_SERVICE: Final = "relay"
+LAMBDA_SERVICE: Final = "phone-agent"
+
+
+class RelayMetric(StrEnum):
+    ACTIVE_CALLS = "ActiveCalls"  # per task, every 10 s and on change: what autoscaling tracks
+    GREETING_LATENCY = "GreetingLatency"
+    TURN_LATENCY = "TurnLatency"
+    BARGE_INS = "BargeIns"
+    TOOL_LATENCY = "ToolLatency"
+    TOOL_ERRORS = "ToolErrors"
+    MODEL_ERRORS = "ModelErrors"
+    CALL_DURATION = "CallDuration"
+    CALL_COST = "CallCost"
+    REJECTED_STREAMS = "RejectedStreams"
+    TRANSFERS = "Transfers"
+
+
+class LambdaMetric(StrEnum):
+    CALLS_STARTED = "CallsStarted"
+    OVERFLOW_CALLS = "OverflowCalls"
+    TRANSFERS = "Transfers"
+    HANG_UPS = "HangUps"
+    REJECTED_SIGNATURES = "RejectedSignatures"
+    OUTBOUND_CALLS = "OutboundCalls"
+    TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
