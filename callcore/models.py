@@ -139,6 +139,9 @@ class CallRecord(BaseModel):
     ended_at: datetime | None = None
     duration_seconds: int | None = None
     outcome: CallOutcome | None = None
+    transfer_requested_at: datetime | None = Field(
+        default=None, description="set while a transfer is being made, so a retried request cannot dial twice"
+    )
     transfer_target: str | None = None
     transfer_reason: str | None = None
     transfer_summary: str | None = None
@@ -160,7 +163,7 @@ class CallRecord(BaseModel):
         description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
     )
 
-    @field_validator("created_at", "answered_at", "ended_at")
+    @field_validator("created_at", "answered_at", "ended_at", "transfer_requested_at")
     @classmethod
     def _must_be_aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:

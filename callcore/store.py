@@ -226,6 +226,21 @@ class CallStore:
         """Admit exactly one media stream per call: True the first time, False for any later stream."""
         return self._update_if(call_sid, {"stream_sid": stream_sid}, condition="attribute_not_exists(stream_sid)")
 
+    def claim_transfer(self, call_sid: str, *, reason: str, summary: str, at: datetime | None = None) -> bool:
+        """Start a transfer once: True for the first request, False while (or after) another one is under way.
+
+        Stores the reason and summary with the claim: the whisper URL is fetched when the human answers and must find
+        the summary. `release_transfer` undoes the claim when the transfer failed, so a later request can try again.
+        """
+        return self._update_if(
+            call_sid,
+            {"transfer_requested_at": at or utc_now(), "transfer_reason": reason, "transfer_summary": summary},
+            condition="attribute_not_exists(transfer_requested_at)",
+        )
+
+    def release_transfer(self, call_sid: str) -> None:
+        self.update_call(call_sid, {"transfer_requested_at": None})
+
     def _update_if(
         self,
         call_sid: str,

@@ -9,6 +9,8 @@ OVERFLOW_APOLOGY = (
     "Sorry, we can't take your call right now and no one is available to answer. Please call again later. Goodbye."
 )
 AGENT_LOST_APOLOGY = "Sorry, we lost the connection to our assistant. Please call again later. Goodbye."
+HUMAN_RING_SECONDS = 25  # then the caller hears HUMAN_UNAVAILABLE instead of ringing out
+HUMAN_UNAVAILABLE = "Sorry, nobody could take your call right now. Please call us again later. Goodbye."
 WHISPER_INTRO = "Incoming transfer from the voice assistant."
 WHISPER_WITHOUT_SUMMARY = "Incoming transfer from the voice assistant. No summary is available."
 
@@ -48,8 +50,10 @@ def route_to_human(human_number: str | None) -> str:
 def transfer_to_human(*, human_number: str, whisper_url: str) -> str:
     """A warm transfer: the human hears the whisper URL's TwiML (the agent's summary) before the caller is bridged."""
     response = VoiceResponse()
-    dial = response.dial()
+    dial = response.dial(timeout=HUMAN_RING_SECONDS)
     dial.number(human_number, url=whisper_url, method="POST")
+    # Twilio goes on to the next verb when nobody answers (or the line is busy): the caller hears why, not silence.
+    response.say(HUMAN_UNAVAILABLE)
     return _xml(response)
 
 

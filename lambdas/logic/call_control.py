@@ -51,14 +51,22 @@ def transfer_call(
     if record.status.is_terminal:
         raise Conflict("the call has already ended")
 
-    # Stored before Twilio is asked: the whisper URL is fetched when the human answers and must find the summary.
-    store.update_call(call_sid, {"transfer_reason": request.reason, "transfer_summary": request.summary})
+    # The claim stores the summary before Twilio is asked (the whisper URL reads it when the human answers) and makes
+    # a retry that arrives while this request still waits on Twilio (the relay timed out and asked again) a no-op
+    # instead of a second redirect that would ring the human twice.
+    if not store.claim_transfer(call_sid, reason=request.reason, summary=request.summary):
+        logger.info("transfer already under way: not asking Twilio again")
+        return TransferResult(call_sid=call_sid, target=mask_phone(human))
     whisper_url = f"{api_base_url}{WHISPER_PATH}?{urlencode({'callSid': call_sid})}"
-    calls.redirect(
-        call_sid,
-        twiml.transfer_to_human(human_number=human, whisper_url=whisper_url),
-        number_field="HUMAN_TRANSFER_NUMBER",
-    )
+    try:
+        calls.redirect(
+            call_sid,
+            twiml.transfer_to_human(human_number=human, whisper_url=whisper_url),
+            number_field="HUMAN_TRANSFER_NUMBER",
+        )
+    except Exception:
+        store.release_transfer(call_sid)
+        raise
     store.update_call(
         call_sid,
         {"transfer_target": human, "outcome": CallOutcome.TRANSFERRED},

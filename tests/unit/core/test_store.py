@@ -224,3 +224,17 @@ def test_relay_health_mark_and_its_expiry(store: CallStore) -> None:
     assert not store.relay_is_healthy(now=T0 + timedelta(days=365))
     store.set_relay_health(True)
     assert store.relay_is_healthy()
+
+
+def test_a_transfer_is_claimed_once_until_released(store: CallStore) -> None:
+    store.create_call(record())
+    assert store.claim_transfer(SID, reason="asked for a person", summary="wants to move a booking", at=T0)
+    assert not store.claim_transfer(SID, reason="again", summary="again")
+    claimed = store.require_call(SID)
+    assert claimed.transfer_requested_at == T0
+    assert claimed.transfer_summary == "wants to move a booking"
+    store.release_transfer(SID)
+    assert store.require_call(SID).transfer_requested_at is None
+    assert store.claim_transfer(SID, reason="retry", summary="retry")
+    with pytest.raises(CallNotFound):
+        store.claim_transfer(OTHER_SID, reason="x", summary="y")

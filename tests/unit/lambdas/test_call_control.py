@@ -42,7 +42,10 @@ def test_transfer_redirects_the_live_call_to_the_human_with_a_whisper(aws, twili
     assert request.path == CALL_PATH.format(account=ACCOUNT_SID, sid=live_call.call_sid)
     assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
     expected = VoiceResponse()
-    expected.dial().number(HUMAN_NUMBER, url=f"{API_BASE}/twilio/whisper?callSid={live_call.call_sid}", method="POST")
+    expected.dial(timeout=25).number(
+        HUMAN_NUMBER, url=f"{API_BASE}/twilio/whisper?callSid={live_call.call_sid}", method="POST"
+    )
+    expected.say("Sorry, nobody could take your call right now. Please call us again later. Goodbye.")
     assert request.value("Twiml") == str(expected.to_xml())
     assert text(parse_twiml(request.value("Twiml") or ""), "./Dial/Number") == HUMAN_NUMBER
     assert request.value("Url") is None
@@ -61,6 +64,16 @@ def test_a_repeated_transfer_answers_the_same_and_does_not_call_twilio_again(twi
     assert second.status == 200
     assert second.body == first.body
     assert len(twilio.requests) == 1
+
+
+def test_a_retry_while_the_first_transfer_waits_on_twilio_does_not_dial_twice(aws, twilio, invoke, live_call):
+    # The first request claimed the transfer and is still waiting on Twilio when the relay's retry arrives.
+    assert aws.store.claim_transfer(live_call.call_sid, reason="first", summary="first summary")
+    retry = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert retry.status == 200
+    assert retry.json()["status"] == "transferred"
+    assert twilio.requests == []
+    assert aws.store.require_call(live_call.call_sid).transfer_summary == "first summary"
 
 
 def test_transfer_keeps_an_outcome_set_earlier(aws, twilio, invoke, make_call):
@@ -135,6 +148,7 @@ def test_twilio_errors_on_transfer_are_mapped(aws, twilio, invoke, live_call, tw
         assert answer.json()["field"] == "HUMAN_TRANSFER_NUMBER"
     record = aws.store.require_call(live_call.call_sid)
     assert record.transfer_target is None
+    assert record.transfer_requested_at is None  # the claim was released
     assert record.outcome is None
     # A later attempt is not mistaken for a repeat: it reaches Twilio again.
     assert invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER)).status == 200
