@@ -67,11 +67,14 @@ def transfer_call(
     except Exception:
         store.release_transfer(call_sid)
         raise
-    store.update_call(
+    record = store.update_call(
         call_sid,
         {"transfer_target": human, "outcome": CallOutcome.TRANSFERRED},
         only_if_unset=("outcome", "transfer_target"),
     )
+    if record.stream_token_expiry is not None and not record.status.is_terminal:
+        # The caller now talks to a person: the agent's seat is free (the status Lambda skips transferred calls).
+        store.adjust_active_calls(-1)
     count(Metric.TRANSFERS)
     logger.info("call transferred to the human line", extra={"reason": request.reason, "target": mask_phone(human)})
     return TransferResult(call_sid=call_sid, target=mask_phone(human))

@@ -68,8 +68,8 @@ def _finish_call(
     if status is not CallStatus.COMPLETED:
         # busy, no-answer, canceled, failed: nobody talked. An outcome set earlier (overflow, voicemail) stays.
         record = store.update_call(call_sid, {"outcome": CallOutcome.NOT_ANSWERED}, only_if_unset=("outcome",))
-    if record.stream_token_expiry is not None:
-        # Only calls the voice webhook admitted to the agent were counted in.
+    if record.stream_token_expiry is not None and record.transfer_target is None:
+        # Only calls the voice webhook admitted to the agent were counted in; a transfer already gave its seat back.
         active = store.adjust_active_calls(-1)
         logger.info("call left the agent", extra={"active_calls": active})
     _archive_if_missing(record, settings=settings, store=store, archive=archive)

@@ -226,3 +226,18 @@ def test_hangup_needs_a_reason(aws, twilio, invoke, live_call):
     assert answer.status == 400
     assert answer.json()["field"] == "reason"
     assert twilio.requests == []
+
+
+def test_a_transfer_gives_the_agent_seat_back_once(aws, twilio, invoke, live_call):
+    from lambdas.handlers import call_status
+    from tests.unit.lambdas.events import status_params, twilio_event
+
+    assert aws.store.active_calls() == 1  # live_call was admitted to the agent
+    assert invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER)).status == 200
+    assert aws.store.active_calls() == 0  # the caller now talks to a person
+    invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))  # a repeat frees nothing more
+    assert aws.store.active_calls() == 0
+    aws.store.adjust_active_calls(+1)  # another caller on the agent
+    completed = status_params(live_call.call_sid, "completed", 5, CallDuration="300")
+    invoke(call_status.handler, twilio_event("/twilio/status", completed))
+    assert aws.store.active_calls() == 1  # the transferred call's end is not counted out a second time
