@@ -22,7 +22,7 @@ from callcore.metric_names import RelayMetric
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from relay import realtime
-from relay.admission import Admission, AdmissionRefused
+from relay.admission import Admission, AdmissionRefused, Admitted
 from relay.call_control import CallControlClient
 from relay.call_session import CallDependencies, CallSession, TwilioSide
 from relay.greeting import GreetingCache
@@ -105,6 +105,7 @@ def create_app(
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_model_sessions)
     app.cleanup_ctx.append(_operations)
+    app.on_shutdown.append(_end_live_calls)
     app.router.add_get("/healthz", healthz)
     app.router.add_get(MEDIA_STREAM_PATH, media_stream)
     return app
@@ -142,7 +143,11 @@ async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
 
     async def open_configured() -> RealtimeConnection:
         connection = await _open_raw(app)
-        await connection.send(realtime.session_update(base_session))
+        try:
+            await connection.send(realtime.session_update(base_session))
+        except BaseException:
+            await connection.close(settings.close_timeout_seconds)  # cancelled mid-way: do not leak the session
+            raise
         return connection
 
     pool = ModelSessionPool(
@@ -176,16 +181,27 @@ async def _operations(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(protection.run_renewer(), name="task-protection"),
     ]
     yield
-    # Calls still live at shutdown (drain timed out) end now, so their records are written before the loop stops.
-    state = app[STATE]
-    state.draining = True
-    for session in list(state.calls):
-        await session.end_for_shutdown()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(settings.close_timeout_seconds * 3 + 5):
-            await state.idle.wait()
     await _cancel(tasks)
     await metrics.drain_listeners()
+
+
+async def _end_live_calls(app: web.Application) -> None:
+    """Calls still live at shutdown (the drain timed out) end now, each handed to a human when possible, and their
+    records are written while the HTTP client and AWS clients still exist.
+
+    This must run in `on_shutdown`: right after it aiohttp waits for the handlers and then force-closes every
+    connection, which would cut callers off with no hand-over and lose the outcome. All calls end concurrently:
+    one by one, their hand-overs (seconds each) would outlast the ECS stop timeout.
+    """
+    state = app[STATE]
+    state.draining = True
+    sessions = list(state.calls)
+    if sessions:
+        log.warning("shutting down with %d live calls: handing them over", len(sessions))
+        await asyncio.gather(*(session.end_for_shutdown() for session in sessions), return_exceptions=True)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(app[SETTINGS].close_timeout_seconds * 3 + 5):
+            await state.idle.wait()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
@@ -235,7 +251,6 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="invalid signature")
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
     await ws.prepare(request)
-    twilio: TwilioSide | None = None
     try:
         async with asyncio.timeout(START_TIMEOUT_SECONDS):
             start = await _await_start(ws)
@@ -244,6 +259,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         started_at = time.monotonic()
         twilio = TwilioSide(ws, start.stream_sid, close_timeout=settings.close_timeout_seconds)
         admitted = await app[ADMISSION].admit(start)
+        session = _new_call_session(app, admitted, twilio, started_at)
     except (FrameRejected, AdmissionRefused) as refusal:
         log.warning("stream refused: %s (close %d)", refusal.reason, refusal.code)
         metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
@@ -254,28 +270,12 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         await _close(ws, CloseCode.POLICY, "no start frame", settings.close_timeout_seconds)
         return ws
-    greetings = app[GREETINGS]
-    direction = admitted.record.direction
-    greeting_text = greetings.text_for(direction)
-    deps = CallDependencies(
-        settings=settings,
-        store=app[STORE],
-        archive=app[ARCHIVE],
-        pool=app[POOL],
-        tools=app[TOOLS],
-        metrics=metrics,
-        http=app[CLIENTS].http,
-        call_control=app[CLIENTS].call_control,
-    )
-    session = CallSession(
-        admitted,
-        twilio,
-        deps,
-        instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
-        greeting_text=greeting_text,
-        greeting=greetings.get(direction),
-        started_at=started_at,
-    )
+    except Exception as error:
+        # E.g. the store throttled or unreachable: Twilio gets a clear close instead of a dropped connection.
+        log.warning("stream refused: admission failed (%s: %s)", type(error).__name__, str(error)[:200])
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
+        await _close(ws, CloseCode.INTERNAL_ERROR, "admission failed", settings.close_timeout_seconds)
+        return ws
     state.calls.add(session)
     state.idle.clear()
     metrics.call_started()
@@ -286,6 +286,31 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     call.add_done_callback(state.tasks.discard)
     await asyncio.shield(call)
     return ws
+
+
+def _new_call_session(app: web.Application, admitted: Admitted, twilio: TwilioSide, started_at: float) -> CallSession:
+    settings, greetings = app[SETTINGS], app[GREETINGS]
+    direction = admitted.record.direction
+    greeting_text = greetings.text_for(direction)
+    deps = CallDependencies(
+        settings=settings,
+        store=app[STORE],
+        archive=app[ARCHIVE],
+        pool=app[POOL],
+        tools=app[TOOLS],
+        metrics=app[METRICS],
+        http=app[CLIENTS].http,
+        call_control=app[CLIENTS].call_control,
+    )
+    return CallSession(
+        admitted,
+        twilio,
+        deps,
+        instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
+        greeting_text=greeting_text,
+        greeting=greetings.get(direction),
+        started_at=started_at,
+    )
 
 
 async def _run_call(state: RelayState, metrics: RelayMetrics, session: CallSession) -> None:

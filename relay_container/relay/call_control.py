@@ -67,7 +67,9 @@ class CallControlClient:
         region: str | None = None,
         attempts: int = 3,
         backoff_seconds: float = 0.2,
-        attempt_timeout_seconds: float = 5.0,
+        # Longer than the Lambda's worst case (cold start, a secret read, DynamoDB, Twilio REST's own 5 s timeout), so
+        # a slow first attempt is not retried while it still works; API Gateway itself gives up at 29 s.
+        attempt_timeout_seconds: float = 12.0,
         boto_session: boto3.session.Session | None = None,
     ) -> None:
         parts = urlsplit(base_url)

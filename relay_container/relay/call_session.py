@@ -256,7 +256,8 @@ class CallSession:
                     await self.end(CallOutcome.ERROR, code=CloseCode.POLICY, reason="duplicate start")
                     return
                 elif isinstance(frame, Dtmf):
-                    log.info("call %s: DTMF %s ignored (voice only)", self.call_sid, frame.digit)
+                    # Never the digit itself: callers key in card numbers and PINs.
+                    log.info("call %s: a DTMF digit was ignored (voice only)", self.call_sid)
             elif message.type is aiohttp.WSMsgType.BINARY:
                 log.warning("call %s: binary frame refused; closing 1003", self.call_sid)
                 await self.end(CallOutcome.ERROR, code=CloseCode.UNSUPPORTED, reason="binary frames not supported")
@@ -333,6 +334,22 @@ class CallSession:
             await self._fail_over("the agent could not start")
             return
         self._model = model
+        try:
+            await self._bridge_model(model)
+        except Exception:
+            # A bug or an event the relay cannot handle: without this the task would die quietly, leaving the
+            # caller on an open line that no one answers (and the model session billing until they hang up).
+            log.exception("call %s: handling the model session failed", self.call_sid)
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
+            await self._fail_over("the agent hit an internal error")
+            return
+        if not self._ending:
+            log.error("call %s: model session closed unexpectedly (code %s)", self.call_sid, model.close_code)
+            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
+            await self._fail_over("the agent's model session ended")
+
+    async def _bridge_model(self, model: RealtimeConnection) -> None:
+        """Configure the acquired session for this call, then handle its events until it closes."""
         await model.send(realtime.instructions_update(self._instructions))
         while self._caller_backlog:
             await model.send(realtime.append_audio(self._caller_backlog.popleft()))
@@ -343,10 +360,6 @@ class CallSession:
             await self._request_response(f'Greet the caller now by saying: "{self._greeting_text}"')
         while (event := await model.receive()) is not None:
             await self._on_model_event(event)
-        if not self._ending:
-            log.error("call %s: model session closed unexpectedly (code %s)", self.call_sid, model.close_code)
-            self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
-            await self._fail_over("the agent's model session ended")
 
     async def _fail_over(self, why: str) -> None:
         """The model is gone for good: hand the caller to a human if possible, else end; never leave dead air."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,7 +41,7 @@ class PlaybackTracker:
         self._keep_items = keep_items
         self._items: dict[str, _Item] = {}
         self._pending: deque[_Chunk] = deque()  # sent, mark not yet echoed, in send order
-        self._cleared_marks: set[str] = set()
+        self._cleared_marks: Counter[str] = Counter()
         self._sent_bytes = 0
         # The last known point of the play-out: `anchor_bytes` had been played at `anchor_time`.
         self._anchor_bytes = 0
@@ -72,9 +72,13 @@ class PlaybackTracker:
 
     def mark_echoed(self, name: str) -> bool:
         """Twilio echoed a mark. True when it marks audio that was played; False when it was cleared or unknown."""
-        if name in self._cleared_marks:
-            self._cleared_marks.discard(name)
+        if self._cleared_marks[name] > 0:
+            self._cleared_marks[name] -= 1  # counted: chunks under 1 ms repeat the previous chunk's name
+            if not self._cleared_marks[name]:
+                del self._cleared_marks[name]
             return False
+        if not any(chunk.mark == name for chunk in self._pending):
+            return False  # not a mark of the queue: emptying the queue for it would lose what is still to play
         while self._pending:
             chunk = self._pending.popleft()
             if chunk.mark == name:
@@ -83,14 +87,13 @@ class PlaybackTracker:
                 if not self._pending:
                     self._drained.set()
                 return True
-        self._drained.set()
         return False
 
     def clear(self) -> None:
         """A `clear` was just sent: freeze what each item had been heard; later echoes of pending marks are cleared."""
         heard = self._heard_global(self._clock())
         for chunk in self._pending:
-            self._cleared_marks.add(chunk.mark)
+            self._cleared_marks[chunk.mark] += 1
         for item in self._items.values():
             if item.cap_bytes is None and item.chunks and item.chunks[-1].global_start + item.chunks[-1].size > heard:
                 item.cap_bytes = self._item_heard_at(item, heard)

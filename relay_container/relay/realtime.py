@@ -50,24 +50,32 @@ class RealtimeConnection:
     async def connect(
         cls, http: aiohttp.ClientSession, url: str, api_key: str, *, connect_timeout: float = 10.0
     ) -> RealtimeConnection:
-        """Open the socket and wait for `session.created` (the session is usable from then on)."""
+        """Open the socket and wait for `session.created` (the session is usable from then on), all within
+        `connect_timeout`. Cancelled or failed midway, the socket is closed: a half-open session never leaks."""
+        deadline = asyncio.get_running_loop().time() + connect_timeout
         try:
-            ws = await http.ws_connect(
-                url,
-                headers={"Authorization": f"Bearer {api_key}"},
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=connect_timeout),
-                max_msg_size=MAX_SERVER_FRAME_BYTES,
-                heartbeat=20.0,
-            )
+            # The handshake itself must be bounded here: ws_connect only has the client session's default timeout
+            # (5 minutes), and a caller would wait in silence for it.
+            async with asyncio.timeout_at(deadline):
+                ws = await http.ws_connect(
+                    url,
+                    headers={"Authorization": f"Bearer {api_key}"},
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=connect_timeout),
+                    max_msg_size=MAX_SERVER_FRAME_BYTES,
+                    heartbeat=20.0,
+                )
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RealtimeConnectError(f"cannot connect to the model: {type(error).__name__}: {error}") from None
         connection = cls(ws, opened_at=time.monotonic())
         try:
-            async with asyncio.timeout(connect_timeout):
+            async with asyncio.timeout_at(deadline):
                 first = await connection.receive()
         except TimeoutError:
             await connection.close()
             raise RealtimeConnectError("the model did not send session.created in time") from None
+        except BaseException:
+            await connection.close()  # cancelled (the call ended, the process stops): close what was opened
+            raise
         if first is None or first.get("type") != "session.created":
             await connection.close()
             kind = "closed" if first is None else first.get("type")

@@ -96,7 +96,10 @@ def parse_frame(text: str) -> InboundFrame:
         if not isinstance(payload, str):
             raise FrameRejected(CloseCode.POLICY, "media frame without a payload")
         timestamp = media.get("timestamp")
-        return Media(payload, int(timestamp) if isinstance(timestamp, str) and timestamp.isdigit() else None)
+        # isdigit() alone also accepts digits int() refuses (e.g. "²"): ASCII only, so a frame never raises here.
+        if isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit():
+            return Media(payload, int(timestamp))
+        return Media(payload, None)
     if event == "mark":
         name = _object(data, "mark").get("name")
         if not isinstance(name, str):

@@ -78,6 +78,7 @@ class Relay:
     call_control: FakeCallControl | None
     metrics_out: io.StringIO = field(default_factory=io.StringIO)
     calls: list[FakeTwilioCall] = field(default_factory=list)
+    server: Any = None  # the aiohttp TestServer: `await relay.server.close()` shuts the relay down as ECS would
 
     def metric_values(self, name: str) -> list[float]:
         """Values of the EMF metric `name` the relay wrote so far."""
@@ -152,6 +153,7 @@ async def relay_factory(openai_factory: Any, aiohttp_server: Any, storage: Stora
         call_control: FakeCallControl | None = None,
         env: dict[str, str] | None = None,
         tools: Callable[[RelaySettings], ToolRegistry] | None = None,
+        shutdown_timeout: float | None = None,
     ) -> Relay:
         environ = {
             "OPENAI_API_KEY": OPENAI_KEY,
@@ -179,7 +181,8 @@ async def relay_factory(openai_factory: Any, aiohttp_server: Any, storage: Stora
             tools=tools(settings) if tools else None,
             metrics=RelayMetrics(settings.metrics_namespace, stream=metrics_out),
         )
-        server = await aiohttp_server(app)
+        server_kwargs = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
+        server = await aiohttp_server(app, **server_kwargs)
         relay = Relay(
             url=str(server.make_url("/media-stream")).replace("http://", "ws://"),
             app=app,
@@ -188,6 +191,7 @@ async def relay_factory(openai_factory: Any, aiohttp_server: Any, storage: Stora
             openai=openai,
             call_control=call_control,
             metrics_out=metrics_out,
+            server=server,
         )
         started.append(relay)
         return relay

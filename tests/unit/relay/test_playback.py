@@ -116,3 +116,32 @@ def test_the_last_few_ms_count_as_played_out(clock: Clock) -> None:
     clock.advance_ms(15)
     assert tracker.unplayed_items(min_remaining_ms=20) == []
     assert tracker.unplayed_items() == ["item_a"]
+
+
+def test_echoes_of_cleared_marks_sharing_a_name_leave_later_audio_pending(clock: Clock) -> None:
+    """Chunks under 8 bytes (1 ms) repeat the previous mark name. Both copies are echoed after a clear; the second
+    must not be taken for an unknown echo that empties the queue of the next response (which would hide it from
+    the next barge-in and let a hang-up start before the goodbye was heard)."""
+    tracker = PlaybackTracker(clock=clock)
+    first = tracker.sent("item_a", 800)
+    second = tracker.sent("item_a", 4)
+    assert first == second
+    clock.advance_ms(50)
+    tracker.clear()
+    tracker.sent("item_b", 1600)
+    assert tracker.mark_echoed(first) is False
+    assert tracker.mark_echoed(second) is False
+    assert tracker.has_pending
+    clock.advance_ms(50)
+    assert tracker.unplayed_items() == ["item_b"]
+
+
+def test_an_echo_of_a_mark_never_sent_changes_nothing(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock)
+    mark = tracker.sent("item_a", 1600)
+    clock.advance_ms(50)
+    assert tracker.mark_echoed("item_other:5") is False
+    assert tracker.has_pending
+    assert tracker.unplayed_items() == ["item_a"]
+    assert tracker.mark_echoed(mark) is True
+    assert not tracker.has_pending

@@ -86,3 +86,9 @@ def test_outbound_frames_are_valid_json_with_the_payload_untouched() -> None:
         "mark": {"name": "item:20"},
     }
     assert json.loads(clear_frame("MZ1")) == {"event": "clear", "streamSid": "MZ1"}
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "\u2460", "12\u00b3", "-5", "4.5"])
+def test_a_media_timestamp_that_is_not_a_plain_number_is_ignored_not_raised(timestamp: str) -> None:
+    frame = parse_frame(json.dumps({"event": "media", "media": {"payload": "AA==", "timestamp": timestamp}}))
+    assert frame == Media("AA==", None)
