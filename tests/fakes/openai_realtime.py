@@ -37,6 +37,7 @@ from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tests.fakes.audio import BYTES_PER_MS, rms
+from tests.fakes.signal import Signal
 
 REALTIME_PATH = "/v1/realtime"
 DEFAULT_MODEL = "gpt-realtime"
@@ -252,29 +253,6 @@ def _split_words(text: str, parts: int) -> list[str]:
     return ["".join(words[len(words) * index // parts : len(words) * (index + 1) // parts]) for index in range(parts)]
 
 
-class _Signal:
-    """Wakes every waiter whenever the observed state changes."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), remaining)
-
-
 # ---- energy VAD -----------------------------------------------------------------------------------------------------
 
 
@@ -387,7 +365,7 @@ class FakeRealtimeSession:
         self._ws = ws
         self._request = request
         self._send_lock = asyncio.Lock()
-        self._changed = _Signal()
+        self._changed = Signal()
         self._script: deque[ScriptedResponse] = deque()
         self._active: _Response | None = None  # the default conversation's in-progress response
         self._running: list[_Response] = []  # every in-progress response, out-of-band ones included
@@ -1303,7 +1281,7 @@ class FakeRealtimeServer:
         self.scripted: deque[ScriptedResponse] = deque()
         self.url = ""
         self._runner: web.AppRunner | None = None
-        self._changed = _Signal()
+        self._changed = Signal()
 
     async def __aenter__(self) -> FakeRealtimeServer:
         await self.start()

@@ -22,7 +22,6 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -31,6 +30,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from tests.fakes.audio import BYTES_PER_MS, SILENCE_BYTE, silence
+from tests.fakes.signal import Signal
 
 FRAME_MS = 20
 FRAME_BYTES = FRAME_MS * BYTES_PER_MS  # 160 μ-law bytes per inbound frame
@@ -97,29 +97,6 @@ class _PendingMark:
     due_ns: int
 
 
-class _Signal:
-    """Wakes every waiter whenever the observed state changes."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), remaining)
-
-
 def twilio_signature(auth_token: str, public_url: str) -> str:
     """What Twilio puts in X-Twilio-Signature on the WebSocket upgrade: the HMAC of the URL alone."""
     signature: str = RequestValidator(auth_token).compute_signature(public_url, {})
@@ -171,7 +148,7 @@ class FakeTwilioCall:
         self._mark_pump: asyncio.Task[None] | None = None
         self._pending_marks: deque[_PendingMark] = deque()
         self._marks_changed = asyncio.Event()
-        self._changed = _Signal()
+        self._changed = Signal()
         self._send_lock = asyncio.Lock()
         self._sequence = 0
         self._chunk = 0
