@@ -171,6 +171,16 @@ class CallRecord(BaseModel):
         return value
 
     @property
+    def caller_number(self) -> str:
+        """The person on the line: who called in, or whom an outbound call dialled."""
+        return self.from_number if self.direction is CallDirection.INBOUND else self.to_number
+
+    @property
+    def business_number(self) -> str:
+        """The business's side of the call: the number dialled in, or the caller id of an outbound call."""
+        return self.to_number if self.direction is CallDirection.INBOUND else self.from_number
+
+    @property
     def day(self) -> str:
         """The UTC day the call started, `YYYY-MM-DD`: the by-day index and the S3 partition both use it."""
         return self.created_at.astimezone(UTC).strftime("%Y-%m-%d")

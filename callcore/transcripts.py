@@ -121,8 +121,7 @@ class CallSummaryLine(BaseModel):
 
     @classmethod
     def from_record(cls, record: CallRecord, *, hash_key: bytes) -> CallSummaryLine:
-        caller = record.from_number if record.direction.value == "inbound" else record.to_number
-        called = record.to_number if record.direction.value == "inbound" else record.from_number
+        caller, called = record.caller_number, record.business_number
         return cls(
             call_sid=record.call_sid,
             direction=record.direction.value,

@@ -178,7 +178,7 @@ class CallSession:
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
     async def run(self) -> CallOutcome:
-        log.info("call %s admitted (caller %s)", self.call_sid, mask_phone(self._record.from_number))
+        log.info("call %s admitted (caller %s)", self.call_sid, mask_phone(self._record.caller_number))
         try:
             if self._greeting is not None:
                 await self._play_cached_greeting(self._greeting)
@@ -551,7 +551,7 @@ class CallSession:
         started = time.monotonic()
         ctx = ToolContext(
             call_sid=self.call_sid,
-            caller_number=self._record.from_number,
+            caller_number=self._record.caller_number,
             store=self._deps.store,
             settings=self._settings,
             http=self._deps.http,

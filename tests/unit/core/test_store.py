@@ -238,3 +238,10 @@ def test_a_transfer_is_claimed_once_until_released(store: CallStore) -> None:
     assert store.claim_transfer(SID, reason="retry", summary="retry")
     with pytest.raises(CallNotFound):
         store.claim_transfer(OTHER_SID, reason="x", summary="y")
+
+
+def test_caller_and_business_numbers_follow_the_direction() -> None:
+    inbound = record()
+    assert (inbound.caller_number, inbound.business_number) == ("+14155550100", "+14155550199")
+    outbound = record(direction=CallDirection.OUTBOUND, from_number="+14155550199", to_number="+14155550100")
+    assert (outbound.caller_number, outbound.business_number) == ("+14155550100", "+14155550199")
