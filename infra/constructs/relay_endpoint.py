@@ -62,6 +62,12 @@ class RelayEndpoint(Construct):
             description="Relay load balancer: inbound from Twilio (custom domain) or CloudFront only",
             allow_all_outbound=False,  # egress to the relay tasks is added when they register
         )
+        # The task-group rule is emitted as a separate resource, which leaves this group with no inline egress, and
+        # CloudFormation then gives it the default allow-all egress. One inline rule (the VPC, the relay port) keeps
+        # the load balancer's egress to where its targets are.
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(RELAY_PORT), "Relay tasks in this VPC only"
+        )
         self.load_balancer = self._build_load_balancer(vpc, access_logs_bucket)
         self.target_group = self._build_target_group(vpc, settings)
         self.distribution: cloudfront.Distribution | None = None

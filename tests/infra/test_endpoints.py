@@ -107,3 +107,12 @@ def test_custom_domain_has_no_cloudfront_and_the_relay_url_is_the_domain(custom_
     endpoint = custom_domain_stack.stack.relay_endpoint
     (ingress,) = ingress_rules(custom_domain_stack.json, custom_domain_stack.logical_id(endpoint.security_group))
     assert (ingress["FromPort"], ingress["CidrIp"]) == (443, "0.0.0.0/0")
+
+
+def test_load_balancer_egress_is_only_the_relay_port_inside_the_vpc(any_stack: Synthesized):
+    """With no inline egress CloudFormation would give the group its default allow-all egress."""
+    group_id = any_stack.logical_id(any_stack.stack.relay_endpoint.security_group)
+    (egress,) = any_stack.json["Resources"][group_id]["Properties"]["SecurityGroupEgress"]
+    assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 8080, 8080)
+    assert "Fn::GetAtt" in egress["CidrIp"]  # the VPC's CIDR block, not 0.0.0.0/0
+    assert any_stack.json["Resources"][egress["CidrIp"]["Fn::GetAtt"][0]]["Type"] == "AWS::EC2::VPC"
