@@ -10,6 +10,13 @@ Dependencies (`lambdas/requirements.txt`) go into ONE layer, installed by pip fo
 whatever machine synthesizes). The layer is cached under `build/lambda-layer/`, keyed by a hash of the requirements,
 the architecture and the build recipe: pip runs once per checkout, not once per synth or per test.
 
+Both are shipped with bytecode when the synthesizing machine has a CPython of the runtime's version (3.12; found as
+`python3.12` on PATH, or named by LAMBDA_BYTECODE_PYTHON): Lambda's /var/task and /opt are read-only, so without it
+every cold start compiles every module it imports from source (hundreds of milliseconds for pydantic, Powertools and
+twilio). The bytecode is `unchecked-hash`: the asset never changes under it, and zip timestamps would defeat the
+default mtime check. Without such an interpreter synth says so and ships source only; it never compiles with another
+version (a 3.11 .pyc is ignored by 3.12).
+
 Powertools is bundled in that layer rather than taken from AWS's public Powertools layer: its version is then the one
 our tests ran against (the requirements pin the range), and there is no region- and version-specific layer ARN to
 keep in step with the deploy region.
@@ -17,6 +24,7 @@ keep in step with the deploy region.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -35,7 +43,8 @@ BUILD_DIR = REPO_ROOT / "build"
 LAMBDA_CODE_PACKAGES = ("callcore", "lambdas")
 LAMBDA_REQUIREMENTS = REPO_ROOT / "lambdas" / "requirements.txt"
 # Bump when the way the layer is built changes, so every cached layer is rebuilt once.
-LAYER_RECIPE_VERSION = "1"
+LAYER_RECIPE_VERSION = "2"
+BYTECODE_PYTHON_ENV = "LAMBDA_BYTECODE_PYTHON"
 # The Lambda Python runtime ships boto3/botocore/s3transfer (matched to each other). Dependencies pull botocore in
 # (aws-xray-sdk); a second copy in the layer would shadow the runtime's and mismatch its boto3, and it is 80 MB.
 RUNTIME_PROVIDED_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer")
@@ -46,6 +55,67 @@ _STALE_AFTER_SECONDS = 3600
 
 class BundlingError(Exception):
     """The Lambda code or the dependency layer could not be built. The message says what to do."""
+
+
+def find_bytecode_python(python_version: str = LAMBDA_PYTHON_VERSION) -> str | None:
+    """An interpreter of exactly the Lambda runtime's minor version, or None (the assets then ship source only)."""
+    explicit = os.environ.get(BYTECODE_PYTHON_ENV)
+    candidates = [explicit] if explicit else [sys.executable, shutil.which(f"python{python_version}")]
+    for candidate in candidates:
+        if candidate and _python_version(candidate) == python_version:
+            return candidate
+    if explicit:
+        raise BundlingError(f"{BYTECODE_PYTHON_ENV}={explicit} is not a working Python {python_version}")
+    return None
+
+
+@functools.cache
+def bytecode_interpreter() -> str | None:
+    """`find_bytecode_python()` once per synth, saying once when the bundle will ship source only."""
+    interpreter = find_bytecode_python()
+    if interpreter is None:
+        print(
+            f"note: no Python {LAMBDA_PYTHON_VERSION} found to precompile the Lambda bundle"
+            f" (set {BYTECODE_PYTHON_ENV}); it ships source only, and Lambda compiles it on every cold start",
+            file=sys.stderr,
+        )
+    return interpreter
+
+
+def _python_version(interpreter: str) -> str | None:
+    try:
+        result = subprocess.run(  # noqa: S603 - an interpreter path, fixed arguments
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def compile_bytecode(directory: Path, interpreter: str) -> None:
+    """Precompile every module under `directory` for the Lambda runtime (see the module docstring)."""
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        # Some distributions carry files that are not valid for this version (examples, py2 leftovers) and are never
+        # imported; those stay source-only. Everything else is compiled, so this is a note, not a failure.
+        failed = sum("Error" in line for line in result.stdout.splitlines())
+        print(
+            f"note: {failed} file(s) under {directory.name} could not be precompiled; they ship as source",
+            file=sys.stderr,
+        )
+
+
+def _bytecode_flavour(interpreter: str | None) -> bytes:
+    return b"bytecode:" + (LAMBDA_PYTHON_VERSION.encode() if interpreter else b"none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +160,14 @@ def _prune(parent: Path, keep: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def stage_lambda_code(root: Path = REPO_ROOT, build_dir: Path = BUILD_DIR) -> StagedAsset:
-    """Copy `callcore/` and `lambdas/` (no caches, no bytecode) into `build/lambda-code/<content hash>/`."""
+def stage_lambda_code(
+    root: Path = REPO_ROOT, build_dir: Path = BUILD_DIR, *, bytecode_python: str | None = None
+) -> StagedAsset:
+    """Copy `callcore/` and `lambdas/` (no caches, no local bytecode) into `build/lambda-code/<content hash>/`, and
+    precompile them with `bytecode_python` (see `find_bytecode_python`) when given."""
+    interpreter = bytecode_python
     files = _source_files(root, LAMBDA_CODE_PACKAGES)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_bytecode_flavour(interpreter))
     for relative in files:
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update((root / relative).read_bytes() + b"\0")
@@ -103,18 +177,26 @@ def stage_lambda_code(root: Path = REPO_ROOT, build_dir: Path = BUILD_DIR) -> St
     if not target.is_dir():
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
-        for relative in files:
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / relative, staging / relative)
+        try:
+            for relative in files:
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / relative, staging / relative)
+            if interpreter:
+                compile_bytecode(staging, interpreter)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         _publish(staging, target)
     os.utime(target)  # in use: keep it out of another run's pruning
     _prune(parent, keep=target)
     return StagedAsset(target, asset_hash)
 
 
-def layer_cache_key(requirements: bytes, architecture: Architecture, python_version: str) -> str:
+def layer_cache_key(
+    requirements: bytes, architecture: Architecture, python_version: str, *, bytecode: bool = False
+) -> str:
     digest = hashlib.sha256(requirements)
-    digest.update(f"\0{architecture.value}\0{python_version}\0{LAYER_RECIPE_VERSION}".encode())
+    digest.update(f"\0{architecture.value}\0{python_version}\0{LAYER_RECIPE_VERSION}\0{bytecode}".encode())
     return digest.hexdigest()
 
 
@@ -127,7 +209,7 @@ def _pip_install(requirements: Path, target: Path, architecture: Architecture, p
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "--no-compile",  # bytecode for the synthesizing Python would be useless on the Lambda's
+        "--no-compile",  # the synthesizing Python's bytecode is useless on Lambda's; compile_bytecode does it right
         "--target",
         str(target),
         "--implementation",
@@ -166,9 +248,13 @@ def build_dependency_layer(
     requirements: Path = LAMBDA_REQUIREMENTS,
     build_dir: Path = BUILD_DIR,
     python_version: str = LAMBDA_PYTHON_VERSION,
+    *,
+    bytecode_python: str | None = None,
 ) -> StagedAsset:
-    """`build/lambda-layer/<arch>-<key>/python/...`, built by pip on the first call and reused afterwards."""
-    key = layer_cache_key(requirements.read_bytes(), architecture, python_version)
+    """`build/lambda-layer/<arch>-<key>/python/...`, built by pip on the first call and reused afterwards; its
+    modules precompiled with `bytecode_python` when given."""
+    interpreter = bytecode_python
+    key = layer_cache_key(requirements.read_bytes(), architecture, python_version, bytecode=interpreter is not None)
     parent = build_dir / "lambda-layer"
     target = parent / f"{architecture.value}-{key[:24]}"
     if not target.is_dir():
@@ -177,6 +263,8 @@ def build_dependency_layer(
         try:
             _pip_install(requirements, staging / "python", architecture, python_version)
             _remove_runtime_provided(staging / "python")
+            if interpreter:
+                compile_bytecode(staging / "python", interpreter)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -12,7 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import build_dependency_layer, stage_lambda_code
+from infra.bundling import build_dependency_layer, bytecode_interpreter, stage_lambda_code
 from infra.nag import acknowledge
 from infra.settings import Architecture
 
@@ -30,11 +30,12 @@ class LambdaPackage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, architecture: Architecture) -> None:
         super().__init__(scope, construct_id)
         self.architecture = _lambda_architecture(architecture)
-        code = stage_lambda_code()
+        bytecode_python = bytecode_interpreter()
+        code = stage_lambda_code(bytecode_python=bytecode_python)
         self.code = lambda_.Code.from_asset(
             str(code.path), asset_hash=code.asset_hash, asset_hash_type=AssetHashType.CUSTOM
         )
-        layer = build_dependency_layer(architecture)
+        layer = build_dependency_layer(architecture, bytecode_python=bytecode_python)
         self.layer = lambda_.LayerVersion(
             self,
             "Dependencies",

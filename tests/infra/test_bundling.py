@@ -139,3 +139,34 @@ def test_pip_is_asked_for_lambda_platform_wheels(tmp_path, monkeypatch):
     assert "--platform manylinux2014_aarch64" in joined
     assert "--python-version 3.12" in joined
     assert "--implementation cp" in joined
+
+
+def test_code_asset_ships_runtime_bytecode_when_an_interpreter_of_that_version_is_given(tmp_path):
+    """Lambda's code directory is read-only: without shipped bytecode every cold start compiles every module."""
+    import importlib.util
+    import sys
+
+    repo, build = tmp_path / "repo", tmp_path / "build"
+    make_sources(repo)
+    source_only = stage_lambda_code(repo, build)
+    compiled = stage_lambda_code(repo, build, bytecode_python=sys.executable)
+    assert compiled.asset_hash != source_only.asset_hash  # a cached source-only build is never reused for it
+    tag = sys.implementation.cache_tag
+    pyc = compiled.path / "callcore" / "__pycache__" / f"store.{tag}.pyc"
+    header = pyc.read_bytes()[:8]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    # PEP 552 flags: hash-based (bit 0) and unchecked (bit 1 clear): zip timestamps cannot invalidate it.
+    assert int.from_bytes(header[4:8], "little") == 0b01
+    assert not list(source_only.path.rglob("*.pyc"))
+
+
+def test_the_bytecode_interpreter_must_match_the_runtime_version(monkeypatch):
+    import sys
+
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.delenv(bundling.BYTECODE_PYTHON_ENV, raising=False)
+    assert bundling.find_bytecode_python(current) == sys.executable
+    assert bundling.find_bytecode_python("9.9") is None
+    monkeypatch.setenv(bundling.BYTECODE_PYTHON_ENV, sys.executable)
+    with pytest.raises(BundlingError, match=bundling.BYTECODE_PYTHON_ENV):
+        bundling.find_bytecode_python("9.9")
