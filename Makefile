@@ -15,8 +15,8 @@ setup: $(INSTALLED) ## venv + the project (editable) with its dev tools + the pi
 
 $(INSTALLED): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip > .setup.log 2>&1 || { cat .setup.log; exit 1; }
-	$(PY) -m pip install --quiet -e '.[dev]' >> .setup.log 2>&1 || { cat .setup.log; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	$(PY) -m pip install --quiet -e '.[dev]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@echo "setup done: $$($(PY) --version), CDK CLI $$(npx --no-install cdk --version 2>/dev/null)"
 	touch $@

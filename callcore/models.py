@@ -186,10 +186,14 @@ class CallRecord(BaseModel):
         return self.created_at.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+# The models below are `defer_build`: pydantic builds their validators on first use, not at import, so a Lambda that
+# never touches a turn or a booking (the TwiML webhook) does not build them during its cold start.
+
+
 class ToolCall(BaseModel):
     """A function call the agent made during a turn, with what it got back."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     call_id: str
     name: str
@@ -202,7 +206,7 @@ class ToolCall(BaseModel):
 class TranscriptTurn(BaseModel):
     """One utterance of the caller or the agent. Written to DynamoDB as it completes, to S3 at the end of the call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     call_sid: CallSid
     index: int = Field(ge=0, description="0-based, in the order the turns completed; idempotency key")
@@ -219,7 +223,7 @@ class TranscriptTurn(BaseModel):
 class Booking(BaseModel):
     """An appointment the agent booked, when no business API is configured (the local booking store)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     booking_id: str
     day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, the business's local date")

@@ -181,6 +181,9 @@ TWILIO_STATUS_PATH: Final = ROUTES_BY_ID["CallStatus"].path
 
 # ---- Lambdas ---------------------------------------------------------------------------------------------------------
 LAMBDA_PYTHON_VERSION: Final = "3.12"  # the runtime and the layer's wheels (cp312) must agree
+# Every function's environment starts from this. pydantic scans every installed distribution's entry points for
+# plugins when it builds its first model; the bundle uses none, so the scan is init time spent on nothing.
+LAMBDA_BASE_ENVIRONMENT: Final = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 CUSTOM_RESOURCE_HANDLER: Final = "lambdas.custom_resources.twilio_number.on_event"
 
 # ---- the relay -------------------------------------------------------------------------------------------------------

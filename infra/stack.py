@@ -6,6 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from infra.constants import (
+    LAMBDA_BASE_ENVIRONMENT,
     METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
     RELAY_DRAIN_TIMEOUT_SECONDS,
@@ -107,6 +108,7 @@ class PhoneAgentStack(Stack):
     def _lambda_environment(self) -> dict[str, str]:
         settings = self.settings
         environment = {
+            **LAMBDA_BASE_ENVIRONMENT,
             "CALLS_TABLE": self.storage.table.table_name,
             "TRANSCRIPTS_BUCKET": self.storage.transcripts_bucket.bucket_name,
             "RELAY_PUBLIC_URL": self.relay_endpoint.public_url,

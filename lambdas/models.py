@@ -3,6 +3,9 @@
 Twilio webhooks arrive form-encoded with Twilio's parameter names (the aliases below); the call-control API speaks
 JSON with camelCase names. Each model validates exactly what its use case reads; everything else Twilio sends is
 ignored. A validation error becomes a 400 naming the parameter (see `lambdas.api.parse_model`).
+
+Every model here is `defer_build`: pydantic builds its validator on first use, so each function (one per route) builds
+only the one or two models its route reads, not all of them during its cold start.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ E164Number = Annotated[str, AfterValidator(_e164)]
 
 
 class _TwilioForm(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class VoiceWebhook(_TwilioForm):
@@ -84,7 +87,7 @@ class FallbackWebhook(_TwilioForm):
 class WhisperQuery(BaseModel):
     """The whisper URL's own query: which original call the human is about to be connected to."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     call_sid: CallSidParam = Field(alias="callSid")
 
@@ -94,7 +97,7 @@ class WhisperQuery(BaseModel):
 
 class _JsonRequest(BaseModel):
     # Unknown fields are refused: a misspelt "sumary" must be a 400, not a transfer without a summary.
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 class TransferRequest(_JsonRequest):
@@ -112,7 +115,7 @@ class OutboundCallRequest(_JsonRequest):
 
 
 class _JsonResponse(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     def to_json(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True)

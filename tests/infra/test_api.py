@@ -73,6 +73,8 @@ def test_functions_get_the_contract_environment_architecture_and_layer(any_stack
         properties = any_stack.json["Resources"][any_stack.logical_id(function)]["Properties"]
         assert set(properties["Environment"]["Variables"]) >= LAMBDA_ENVIRONMENT_CONTRACT
         assert properties["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "PhoneVoiceAgent"
+        # No pydantic plugin scan during a cold start (the bundle has no plugins).
+        assert properties["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         assert properties["Architectures"] == [architecture]
         assert properties["Layers"] == [{"Ref": layer_id}]
         assert properties["TracingConfig"] == {"Mode": "Active"}
