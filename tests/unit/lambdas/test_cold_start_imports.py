@@ -33,6 +33,7 @@ built = sorted(
 print(json.dumps({"modules": sorted(sys.modules), "built": built}))
 """
 
+
 def _import_in_fresh_interpreter(module: str) -> tuple[set[str], set[str]]:
     route = ROUTE_BY_MODULE[module]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
