@@ -17,9 +17,16 @@ twilio). The bytecode is `unchecked-hash`: the asset never changes under it, and
 default mtime check. Without such an interpreter synth says so and ships source only; it never compiles with another
 version (a 3.11 .pyc is ignored by 3.12).
 
+The layer holds the versions the tests ran against: pip resolves the requirements under constraints taken from the
+synthesizing environment (every distribution installed beside aws-cdk-lib, `name==version`), and those versions are
+part of the layer's cache key, so upgrading a package in the venv rebuilds the layer with it. A requirement the venv
+does not hold resolves to the newest release in its range.
+
 Powertools is bundled in that layer rather than taken from AWS's public Powertools layer: its version is then the one
-our tests ran against (the requirements pin the range), and there is no region- and version-specific layer ARN to
-keep in step with the deploy region.
+our tests ran against, and there is no region- and version-specific layer ARN to keep in step with the deploy region.
+
+The first synth of a checkout downloads the layer's wheels (PyPI, or the index and wheelhouse pip is configured with:
+PIP_INDEX_URL / PIP_FIND_LINKS); every later synth reuses `build/` and needs no network.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import distributions
 from pathlib import Path
 
 from infra.constants import LAMBDA_PYTHON_VERSION
@@ -43,7 +51,7 @@ BUILD_DIR = REPO_ROOT / "build"
 LAMBDA_CODE_PACKAGES = ("callcore", "lambdas")
 LAMBDA_REQUIREMENTS = REPO_ROOT / "lambdas" / "requirements.txt"
 # Bump when the way the layer is built changes, so every cached layer is rebuilt once.
-LAYER_RECIPE_VERSION = "2"
+LAYER_RECIPE_VERSION = "3"
 BYTECODE_PYTHON_ENV = "LAMBDA_BYTECODE_PYTHON"
 # The Lambda Python runtime ships boto3/botocore/s3transfer (matched to each other). Dependencies pull botocore in
 # (aws-xray-sdk); a second copy in the layer would shadow the runtime's and mismatch its boto3, and it is 80 MB.
@@ -192,15 +200,33 @@ def stage_lambda_code(
     return StagedAsset(target, asset_hash)
 
 
+def tested_versions() -> bytes:
+    """`name==version` of every distribution in the synthesizing environment: the layer's pip constraints."""
+    pins = set()
+    for distribution in distributions():
+        name = distribution.metadata["Name"]
+        if name and distribution.version:
+            pins.add(f"{name.lower().replace('_', '-')}=={distribution.version}")
+    return "".join(f"{pin}\n" for pin in sorted(pins)).encode()
+
+
 def layer_cache_key(
-    requirements: bytes, architecture: Architecture, python_version: str, *, bytecode: bool = False
+    requirements: bytes,
+    architecture: Architecture,
+    python_version: str,
+    *,
+    bytecode: bool = False,
+    constraints: bytes = b"",
 ) -> str:
     digest = hashlib.sha256(requirements)
-    digest.update(f"\0{architecture.value}\0{python_version}\0{LAYER_RECIPE_VERSION}\0{bytecode}".encode())
+    digest.update(f"\0{architecture.value}\0{python_version}\0{LAYER_RECIPE_VERSION}\0{bytecode}\0".encode())
+    digest.update(constraints)
     return digest.hexdigest()
 
 
-def _pip_install(requirements: Path, target: Path, architecture: Architecture, python_version: str) -> None:
+def _pip_install(
+    requirements: Path, target: Path, architecture: Architecture, python_version: str, constraints: Path
+) -> None:
     machine = architecture.pip_platform_machine
     command = [
         sys.executable,
@@ -224,6 +250,8 @@ def _pip_install(requirements: Path, target: Path, architecture: Architecture, p
         f"manylinux_2_28_{machine}",
         "--requirement",
         str(requirements),
+        "--constraint",
+        str(constraints),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
     if result.returncode != 0:
@@ -254,14 +282,24 @@ def build_dependency_layer(
     """`build/lambda-layer/<arch>-<key>/python/...`, built by pip on the first call and reused afterwards; its
     modules precompiled with `bytecode_python` when given."""
     interpreter = bytecode_python
-    key = layer_cache_key(requirements.read_bytes(), architecture, python_version, bytecode=interpreter is not None)
+    constraints = tested_versions()
+    key = layer_cache_key(
+        requirements.read_bytes(),
+        architecture,
+        python_version,
+        bytecode=interpreter is not None,
+        constraints=constraints,
+    )
     parent = build_dir / "lambda-layer"
     target = parent / f"{architecture.value}-{key[:24]}"
     if not target.is_dir():
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
         try:
-            _pip_install(requirements, staging / "python", architecture, python_version)
+            constraints_file = staging / "constraints.txt"
+            constraints_file.write_bytes(constraints)
+            _pip_install(requirements, staging / "python", architecture, python_version, constraints_file)
+            constraints_file.unlink()
             _remove_runtime_provided(staging / "python")
             if interpreter:
                 compile_bytecode(staging / "python", interpreter)

@@ -17,7 +17,7 @@ from callcore.metric_names import METRICS_NAMESPACE as _METRICS_NAMESPACE
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
 SERVICE_TAG: Final = "phone-voice-agent"
 
-# ---- metrics (common.md contracts) ---------------------------------------------------------------------------------
+# ---- metrics (contracts: ../shared/ARCHITECTURE.md) ------------------------------------------------------------------
 METRICS_NAMESPACE: Final = _METRICS_NAMESPACE
 RELAY_METRIC_DIMENSION: Final = {"Service": RELAY_SERVICE}
 LAMBDA_METRIC_DIMENSION: Final = {"service": LAMBDA_SERVICE}
@@ -193,7 +193,7 @@ RELAY_HEALTH_PATH: Final = "/healthz"
 RELAY_MEDIA_STREAM_PATH: Final = "/media-stream"
 RELAY_DOCKERFILE: Final = "relay_container/Dockerfile"
 # The relay image's build context is the repository root, but the Dockerfile copies only these two folders
-# (common.md); everything else stays out of the context so a .venv or cdk.out never reaches the Docker daemon.
+# (ARCHITECTURE.md); everything else stays out of the context so a .venv or cdk.out never reaches the Docker daemon.
 RELAY_IMAGE_SOURCES: Final = ("callcore", "relay_container")
 # Fargate's maximum stopTimeout: SIGTERM -> SIGKILL. The relay drains for DRAIN_TIMEOUT_SECONDS, a little less.
 RELAY_STOP_TIMEOUT_SECONDS: Final = 120

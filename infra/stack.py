@@ -104,7 +104,7 @@ class PhoneAgentStack(Stack):
         self._build_outputs()
         Tags.of(self).add("service", SERVICE_TAG)
 
-    # ---- environments (names per the cross-part contracts in common.md)
+    # ---- environments (names per the contracts in ../shared/ARCHITECTURE.md)
     def _lambda_environment(self) -> dict[str, str]:
         settings = self.settings
         environment = {

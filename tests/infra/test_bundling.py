@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,13 @@ def test_layer_is_built_once_per_requirements_and_architecture(tmp_path, monkeyp
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pydantic>=2.7,<3\n")
     installs: list[tuple[str, Path]] = []
+    pinned: list[str] = []
 
-    def fake_pip(requirements_path: Path, target: Path, architecture: Architecture, python_version: str) -> None:
+    def fake_pip(
+        requirements_path: Path, target: Path, architecture: Architecture, python_version: str, constraints: Path
+    ) -> None:
         installs.append((architecture.value, target))
+        pinned.append(constraints.read_text())
         for name in ("pydantic", "pydantic-2.9.dist-info", "botocore", "botocore-1.35.dist-info", "boto3", "bin"):
             (target / name).mkdir(parents=True)
 
@@ -86,13 +91,40 @@ def test_layer_is_built_once_per_requirements_and_architecture(tmp_path, monkeyp
     requirements.write_text("pydantic>=2.8,<3\n")
     assert build_dependency_layer(Architecture.ARM64, requirements, build).asset_hash != arm.asset_hash
     assert len(installs) == 3
+    # pip resolved under the versions this environment runs (and tests) with; none of it ships in the layer.
+    assert all(f"pydantic=={version('pydantic')}\n" in constraints for constraints in pinned)
+    assert not (arm.path / "constraints.txt").exists()
+
+
+def test_a_package_upgraded_in_the_environment_rebuilds_the_layer(tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic>=2.7,<3\n")
+
+    def fake_pip(
+        requirements_path: Path, target: Path, architecture: Architecture, python_version: str, constraints: Path
+    ) -> None:
+        target.mkdir(parents=True)
+
+    monkeypatch.setattr(bundling, "_pip_install", fake_pip)
+    first = build_dependency_layer(Architecture.ARM64, requirements, tmp_path / "build")
+    monkeypatch.setattr(bundling, "tested_versions", lambda: b"pydantic==2.99.0\n")
+    assert build_dependency_layer(Architecture.ARM64, requirements, tmp_path / "build").path != first.path
+
+
+def test_tested_versions_pin_this_environment():
+    pins = bundling.tested_versions().decode().splitlines()
+    assert f"pydantic=={version('pydantic')}" in pins
+    assert f"aws-lambda-powertools=={version('aws-lambda-powertools')}" in pins
+    assert pins == sorted(pins)
 
 
 def test_a_failed_layer_build_leaves_nothing_behind(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pydantic\n")
 
-    def failing_pip(requirements_path: Path, target: Path, architecture: Architecture, python_version: str) -> None:
+    def failing_pip(
+        requirements_path: Path, target: Path, architecture: Architecture, python_version: str, constraints: Path
+    ) -> None:
         target.mkdir(parents=True)
         raise BundlingError("pip could not build the Lambda dependency layer")
 
@@ -132,12 +164,13 @@ def test_pip_is_asked_for_lambda_platform_wheels(tmp_path, monkeypatch):
 
     monkeypatch.setattr("infra.bundling.subprocess.run", fake_run)
     with pytest.raises(BundlingError, match="No matching distribution"):
-        bundling._pip_install(tmp_path / "r.txt", tmp_path / "t", Architecture.ARM64, "3.12")
+        bundling._pip_install(tmp_path / "r.txt", tmp_path / "t", Architecture.ARM64, "3.12", tmp_path / "c.txt")
     (command,) = calls
     joined = " ".join(command)
     assert "--only-binary=:all:" in command
     assert "--platform manylinux2014_aarch64" in joined
     assert "--python-version 3.12" in joined
+    assert f"--constraint {tmp_path / 'c.txt'}" in joined
     assert "--implementation cp" in joined
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CopyOptions, IgnoreMode, IgnoreStrategy
 
 from infra.bundling import REPO_ROOT
@@ -159,3 +161,26 @@ def test_relay_image_is_built_from_its_dockerfile_with_only_what_it_copies(cloud
     assert [p for p in kept if ignore.ignores(str(REPO_ROOT / p))] == []
     assert [p for p in dropped if not ignore.ignores(str(REPO_ROOT / p))] == []
     assert (REPO_ROOT / "relay_container" / "Dockerfile").is_file()
+
+
+def test_network_spans_two_zones_with_tasks_in_private_subnets_behind_the_nat(any_stack: Synthesized):
+    subnets = any_stack.resources("AWS::EC2::Subnet")
+    public = {i for i, s in subnets.items() if s["Properties"]["MapPublicIpOnLaunch"]}
+    private = set(subnets) - public
+    assert len(public) == 2
+    assert len(private) == 2
+    zones = {json.dumps(s["Properties"]["AvailabilityZone"], sort_keys=True) for s in subnets.values()}
+    assert len(zones) == 2
+    # NAT gateways as the context says (default one), each in a public subnet; DynamoDB and S3 skip the NAT.
+    nat_gateways = any_stack.resources("AWS::EC2::NatGateway")
+    assert len(nat_gateways) == int(any_stack.context.get("natGateways", 1))
+    for gateway in nat_gateways.values():
+        assert gateway["Properties"]["SubnetId"]["Ref"] in public
+    endpoints = any_stack.resources("AWS::EC2::VPCEndpoint")
+    assert {e["Properties"]["VpcEndpointType"] for e in endpoints.values()} == {"Gateway"}
+    assert len(endpoints) == 2
+    # The tasks run in the private subnets, without public addresses.
+    service = any_stack.only("AWS::ECS::Service")["Properties"]
+    vpc_config = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert vpc_config["AssignPublicIp"] == "DISABLED"
+    assert {subnet["Ref"] for subnet in vpc_config["Subnets"]} == private
