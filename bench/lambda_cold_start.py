@@ -58,8 +58,10 @@ RUNTIME_PACKAGES = ("boto3", "botocore")
 ROUTES_BY_HANDLER = {route.handler.rpartition(".")[0]: route for route in ROUTES}
 HANDLERS = {module: f"{'|'.join(route.methods)} {route.path}" for module, route in ROUTES_BY_HANDLER.items()}
 
+# Before it imports the handler, the runtime's bootstrap (awslambdaric/bootstrap.py) has already imported these; they
+# are the runtime's cost, not the route's.
 _CHILD = """
-import importlib, json, sys, time
+import importlib, json, logging, os, sys, time, traceback
 started = time.perf_counter()
 importlib.import_module(sys.argv[1])
 elapsed = (time.perf_counter() - started) * 1000
