@@ -149,6 +149,12 @@ class CallRecord(BaseModel):
     stream_token_expiry: int | None = Field(
         default=None, description="expiry of the stream token issued for this call, so a retried webhook gets it again"
     )
+    seat_released_at: datetime | None = Field(
+        default=None, description="when the agent seat this call took was given back (set once, with the counter)"
+    )
+    finished_at: datetime | None = Field(
+        default=None, description="when the end-of-call work (outcome, seat, transcript, summary) was done"
+    )
     turn_count: int = 0
     barge_in_count: int = 0
     tool_call_count: int = 0
@@ -163,7 +169,9 @@ class CallRecord(BaseModel):
         description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
     )
 
-    @field_validator("created_at", "answered_at", "ended_at", "transfer_requested_at")
+    @field_validator(
+        "created_at", "answered_at", "ended_at", "transfer_requested_at", "seat_released_at", "finished_at"
+    )
     @classmethod
     def _must_be_aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:

@@ -8,7 +8,13 @@ Key design (one table, `pk`/`sk` strings):
 | transcript turn | `CALL#<CallSid>` | `TURN#<index, 6 digits>` | - |
 | booking | `BOOKING#<YYYY-MM-DD>` | `SLOT#<HH:MM>` | - |
 | fleet counter | `FLEET` | `ACTIVE_CALLS` | - |
-| relay health | `FLEET` | `RELAY_HEALTH` | - |
+| relay health (operator mark) | `FLEET` | `RELAY_HEALTH` | - |
+| relay heartbeat (the freshest of any task) | `FLEET` | `RELAY_HEARTBEAT` | - |
+| outbound idempotency key | `IDEMPOTENCY#<key>` | `REQUEST` | - |
+
+Agent seats: the `ACTIVE_CALLS` counter moves only inside a transaction with the call record, so the counter and the
+records agree: a seat is taken together with the stream token (`admit_call`, `seat_call`) under the condition
+`active < max`, and given back together with `seat_released_at` (`release_seat`), at most once per call.
 
 Every write that must happen once is a conditional write, so retried webhooks, duplicated callbacks and a relay that
 retries after a timeout never double anything.
@@ -16,9 +22,11 @@ retries after a timeout never double anything.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import cache
@@ -43,6 +51,16 @@ BY_DAY_INDEX = "by_day"
 TTL_ATTRIBUTE = "expires_at"
 RECORD_SK = "RECORD"
 FLEET_PK = "FLEET"
+ACTIVE_CALLS_SK = "ACTIVE_CALLS"
+RELAY_HEALTH_SK = "RELAY_HEALTH"
+RELAY_HEARTBEAT_SK = "RELAY_HEARTBEAT"
+# Every relay process writes its heartbeat this often while it takes calls; admission wants one newer than
+# RELAY_HEARTBEAT_MAX_AGE (three missed beats: a relay that stopped, or cannot reach DynamoDB, or all draining).
+RELAY_HEARTBEAT_INTERVAL = timedelta(seconds=10)
+RELAY_HEARTBEAT_MAX_AGE = timedelta(seconds=30)
+IDEMPOTENCY_SK = "REQUEST"
+TRANSACTION_ATTEMPTS = 4
+TRANSACTION_BACKOFF_SECONDS = 0.02
 
 
 class StoreError(Exception):
@@ -129,6 +147,59 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _cancellation_codes(error: ClientError) -> list[str] | None:
+    """Per-item reason codes of a cancelled transaction (`None` when the error is not a cancellation)."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons: list[Mapping[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    return [str(reason.get("Code") or "None") for reason in reasons]
+
+
+def _failed_item(error: ClientError, index: int) -> Mapping[str, Any] | None:
+    reasons: list[Mapping[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    if index < len(reasons):
+        item: Mapping[str, Any] | None = reasons[index].get("Item")
+        return item
+    return None
+
+
+class SeatResult(Enum):
+    """What `seat_call` did."""
+
+    TAKEN = "taken"  # the stream token and a seat were stored together
+    FULL = "full"  # MAX_CONCURRENT_CALLS calls are live: nothing was written
+    ALREADY_DECIDED = "already_decided"  # an earlier request decided this call: nothing was written
+
+
+class IdempotencyState(Enum):
+    IN_PROGRESS = "in_progress"  # a request holds the key and is doing the work
+    DONE = "done"  # the work succeeded: `result` is what it answered
+    RELEASED = "released"  # the work failed before it took effect: the key may be claimed again
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An idempotency key as found (or just created): `claimed` is True when this request now holds it."""
+
+    claimed: bool
+    request_hash: str
+    state: IdempotencyState
+    result: dict[str, str] | None = None
+
+
+def _call_item(record: CallRecord) -> dict[str, Any]:
+    return _serialize(
+        {
+            "pk": call_pk(record.call_sid),
+            "sk": RECORD_SK,
+            "entity": "call",
+            "gsi1pk": f"DAY#{record.day}",
+            "gsi1sk": f"{record.created_at.astimezone(UTC).isoformat()}#{record.call_sid}",
+            **record.model_dump(),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class CallPage:
     calls: list[CallRecord]
@@ -153,20 +224,10 @@ class CallStore:
 
     def create_call(self, record: CallRecord) -> CallRecord:
         """Create the record once. A second create (a retried webhook) raises CallAlreadyExists with the first one."""
-        item = _serialize(
-            {
-                "pk": call_pk(record.call_sid),
-                "sk": RECORD_SK,
-                "entity": "call",
-                "gsi1pk": f"DAY#{record.day}",
-                "gsi1sk": f"{record.created_at.astimezone(UTC).isoformat()}#{record.call_sid}",
-                **record.model_dump(),
-            }
-        )
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=item,
+                Item=_call_item(record),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -226,20 +287,37 @@ class CallStore:
         """Admit exactly one media stream per call: True the first time, False for any later stream."""
         return self._update_if(call_sid, {"stream_sid": stream_sid}, condition="attribute_not_exists(stream_sid)")
 
-    def claim_transfer(self, call_sid: str, *, reason: str, summary: str, at: datetime | None = None) -> bool:
-        """Start a transfer once: True for the first request, False while (or after) another one is under way.
+    def claim_transfer(
+        self, call_sid: str, *, reason: str, summary: str, lease: timedelta, at: datetime | None = None
+    ) -> bool:
+        """Start a transfer once: True for this request, False while another one holds the claim or after success.
 
         Stores the reason and summary with the claim: the whisper URL is fetched when the human answers and must find
         the summary. `release_transfer` undoes the claim when the transfer failed, so a later request can try again.
+        A claim older than `lease` belongs to an attempt that died (crash, timeout) without releasing it: it may be
+        taken over. Timestamps are stored as UTC ISO strings, which sort in time order, so `<` compares times.
         """
+        now = at or utc_now()
         return self._update_if(
             call_sid,
-            {"transfer_requested_at": at or utc_now(), "transfer_reason": reason, "transfer_summary": summary},
-            condition="attribute_not_exists(transfer_requested_at)",
+            {"transfer_requested_at": now, "transfer_reason": reason, "transfer_summary": summary},
+            condition=(
+                "attribute_not_exists(transfer_target) "
+                "AND (attribute_not_exists(transfer_requested_at) OR transfer_requested_at < :stale)"
+            ),
+            extra_values={":stale": now - lease},
         )
 
     def release_transfer(self, call_sid: str) -> None:
-        self.update_call(call_sid, {"transfer_requested_at": None})
+        """Undo a failed transfer's claim and everything it stored, so the record says no transfer happened."""
+        self.update_call(
+            call_sid,
+            {"transfer_requested_at": None, "transfer_reason": None, "transfer_summary": None, "transfer_target": None},
+        )
+
+    def mark_finished(self, call_sid: str, at: datetime | None = None) -> CallRecord:
+        """Record that the end-of-call work is done; until then a repeated terminal callback runs it again."""
+        return self.update_call(call_sid, {"finished_at": at or utc_now()}, only_if_unset=("finished_at",))
 
     def _update_if(
         self,
@@ -425,13 +503,205 @@ class CallStore:
             for i in response.get("Items", [])
         ]
 
+    # ---- idempotency keys of client requests (POST /calls) -------------------------------------------------------
+
+    def claim_idempotency_key(
+        self, key: str, *, request_hash: str, ttl: timedelta, now: datetime | None = None
+    ) -> IdempotencyClaim:
+        """Hold `key` for this request, or say who holds it. A key that expired (its TTL item not yet deleted by
+        DynamoDB, which can take days) or was released by a failed request is claimed anew."""
+        now = now or utc_now()
+        item = _serialize(
+            {
+                "pk": f"IDEMPOTENCY#{key}",
+                "sk": IDEMPOTENCY_SK,
+                "entity": "idempotency",
+                "request_hash": request_hash,
+                "state": IdempotencyState.IN_PROGRESS.value,
+                "claimed_at": now,
+                TTL_ATTRIBUTE: int((now + ttl).timestamp()),
+            }
+        )
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR #ttl < :now OR #state = :released",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE, "#state": "state"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now.timestamp()))},
+                    ":released": {"S": IdempotencyState.RELEASED.value},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+            old: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+            data = _deserialize(old)
+            result = data.get("result")
+            return IdempotencyClaim(
+                claimed=False,
+                request_hash=str(data.get("request_hash", "")),
+                state=IdempotencyState(data.get("state", IdempotencyState.IN_PROGRESS.value)),
+                result={str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else None,
+            )
+        return IdempotencyClaim(claimed=True, request_hash=request_hash, state=IdempotencyState.IN_PROGRESS)
+
+    def complete_idempotency_key(self, key: str, result: Mapping[str, str]) -> None:
+        """Store what the request that holds `key` answered; a retry with the key gets the same."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_serialize({"pk": f"IDEMPOTENCY#{key}", "sk": IDEMPOTENCY_SK}),
+            UpdateExpression="SET #state = :done, #result = :result",
+            ExpressionAttributeNames={"#state": "state", "#result": "result"},
+            ExpressionAttributeValues=_serialize({":done": IdempotencyState.DONE.value, ":result": dict(result)}),
+        )
+
+    def release_idempotency_key(self, key: str) -> None:
+        """The request holding `key` failed before it took effect: let a retry with the key try again. (An update,
+        not a delete: the roles that claim keys hold no DeleteItem.)"""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": f"IDEMPOTENCY#{key}", "sk": IDEMPOTENCY_SK}),
+                UpdateExpression="SET #state = :released",
+                ConditionExpression="#state = :in_progress",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":released": {"S": IdempotencyState.RELEASED.value},
+                    ":in_progress": {"S": IdempotencyState.IN_PROGRESS.value},
+                },
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
     # ---- fleet state: how many calls are live, whether the relay is healthy ---------------------------------------
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        """TransactWriteItems, retried when it only collided with a concurrent transaction on the same item (the
+        counter is one item every admission touches): botocore does not retry `TransactionConflict` by itself."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return
+            except ClientError as error:
+                codes = _cancellation_codes(error)
+                retry = codes is not None and "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
+                if not retry or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2**attempt))  # noqa: S311
+
+    def _take_seat(self, max_active: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _serialize({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK}),
+                "UpdateExpression": "ADD active :one",
+                "ConditionExpression": "attribute_not_exists(active) OR active < :max",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(max_active)}},
+            }
+        }
+
+    def admit_call(self, record: CallRecord, *, max_active: int) -> bool:
+        """Create the record of a call admitted to the agent (it carries its stream token) and take a seat, atomically.
+
+        True: both written. False: all `max_active` seats are taken and nothing was written (store the call as an
+        overflow with `create_call`). CallAlreadyExists (nothing written): a retried webhook, with the first record.
+        """
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _call_item(record),
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        try:
+            self._transact([put, self._take_seat(max_active)])
+        except ClientError as error:
+            codes = _cancellation_codes(error)
+            if codes is None or len(codes) < 2:
+                raise
+            if codes[0] == "ConditionalCheckFailed":
+                old = _failed_item(error, 0)
+                existing = _record_from_item(old) if old else self.require_call(record.call_sid)
+                raise CallAlreadyExists(existing) from None
+            if codes[1] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def seat_call(self, call_sid: str, *, stream_token_expiry: int, max_active: int) -> SeatResult:
+        """Admit an existing, still undecided record (an answered outbound call): store its stream token expiry and
+        take a seat, atomically. Nothing is written when the call was already decided or no seat is free."""
+        update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _serialize({"pk": call_pk(call_sid), "sk": RECORD_SK}),
+                "UpdateExpression": "SET stream_token_expiry = :expiry",
+                "ConditionExpression": (
+                    "attribute_exists(pk) AND attribute_not_exists(stream_token_expiry) "
+                    "AND attribute_not_exists(outcome)"
+                ),
+                "ExpressionAttributeValues": {":expiry": {"N": str(stream_token_expiry)}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        try:
+            self._transact([update, self._take_seat(max_active)])
+        except ClientError as error:
+            codes = _cancellation_codes(error)
+            if codes is None or len(codes) < 2:
+                raise
+            if codes[0] == "ConditionalCheckFailed":
+                if _failed_item(error, 0) is None:
+                    raise CallNotFound(call_sid) from None
+                return SeatResult.ALREADY_DECIDED
+            if codes[1] == "ConditionalCheckFailed":
+                return SeatResult.FULL
+            raise
+        return SeatResult.TAKEN
+
+    def release_seat(self, call_sid: str, at: datetime | None = None) -> bool:
+        """Give back the seat a call took, once: True for the request that released it, False when the call never
+        had a seat or another request (the transfer, a repeated status callback) already gave it back."""
+        mark = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _serialize({"pk": call_pk(call_sid), "sk": RECORD_SK}),
+                "UpdateExpression": "SET seat_released_at = :at",
+                "ConditionExpression": (
+                    "attribute_exists(stream_token_expiry) AND attribute_not_exists(seat_released_at)"
+                ),
+                "ExpressionAttributeValues": _serialize({":at": at or utc_now()}),
+            }
+        }
+        give_back = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _serialize({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK}),
+                "UpdateExpression": "ADD active :minus_one",
+                "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+            }
+        }
+        try:
+            self._transact([mark, give_back])
+        except ClientError as error:
+            codes = _cancellation_codes(error)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        # A counter reset by hand (or a seat taken before seats were tracked on the record) must not go negative.
+        self._clamp_active_calls()
+        return True
 
     def adjust_active_calls(self, delta: int) -> int:
         """Atomically add `delta` to the fleet's live-call counter; returns the new value (never below zero)."""
         response = self.client.update_item(
             TableName=self.table_name,
-            Key=_serialize({"pk": FLEET_PK, "sk": "ACTIVE_CALLS"}),
+            Key=_serialize({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK}),
             UpdateExpression="ADD active :d",
             ExpressionAttributeValues={":d": {"N": str(delta)}},
             ReturnValues="UPDATED_NEW",
@@ -447,7 +717,7 @@ class CallStore:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_serialize({"pk": FLEET_PK, "sk": "ACTIVE_CALLS"}),
+                Key=_serialize({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK}),
                 UpdateExpression="SET active = :zero",
                 ConditionExpression="active < :zero",
                 ExpressionAttributeValues={":zero": {"N": "0"}},
@@ -458,7 +728,7 @@ class CallStore:
 
     def active_calls(self) -> int:
         response = self.client.get_item(
-            TableName=self.table_name, Key=_serialize({"pk": FLEET_PK, "sk": "ACTIVE_CALLS"}), ConsistentRead=True
+            TableName=self.table_name, Key=_serialize({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK}), ConsistentRead=True
         )
         item = response.get("Item")
         return max(0, int(item["active"]["N"])) if item and "active" in item else 0
@@ -467,7 +737,7 @@ class CallStore:
         """Mark the relay fleet healthy or not (an alarm action or an operator sets this); `until` bounds a mark."""
         data: dict[str, Any] = {
             "pk": FLEET_PK,
-            "sk": "RELAY_HEALTH",
+            "sk": RELAY_HEALTH_SK,
             "healthy": healthy,
             "reason": reason,
             "updated_at": utc_now(),
@@ -476,16 +746,54 @@ class CallStore:
             data["until"] = until
         self.client.put_item(TableName=self.table_name, Item=_serialize(data))
 
-    def relay_is_healthy(self, *, now: datetime | None = None) -> bool:
-        """True unless the relay was marked unhealthy and that mark has not expired."""
+    def record_heartbeat(self, task_id: str, *, at: datetime | None = None) -> None:
+        """A relay process says it is up and taking calls. One item holds the freshest beat of any task (admission
+        reads it with one GetItem); a beat older than the stored one (a task whose clock lags) changes nothing."""
+        at = at or utc_now()
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_serialize({"pk": FLEET_PK, "sk": RELAY_HEARTBEAT_SK}),
+                UpdateExpression="SET #at = :at, task_id = :task",
+                ConditionExpression="attribute_not_exists(#at) OR #at < :at",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues=_serialize({":at": at, ":task": task_id}),
+            )
+        except ClientError as error:
+            if not _is_conditional_failure(error):
+                raise
+
+    def last_heartbeat(self) -> datetime | None:
         response = self.client.get_item(
-            TableName=self.table_name, Key=_serialize({"pk": FLEET_PK, "sk": "RELAY_HEALTH"}), ConsistentRead=False
+            TableName=self.table_name, Key=_serialize({"pk": FLEET_PK, "sk": RELAY_HEARTBEAT_SK}), ConsistentRead=False
+        )
+        item = response.get("Item")
+        at = _deserialize(item).get("at") if item else None
+        return datetime.fromisoformat(at) if isinstance(at, str) else None
+
+    def relay_is_healthy(self, *, now: datetime | None = None) -> bool:
+        """False when an operator (or an alarm) marked the relay unhealthy and that mark has not expired, or when no
+        relay process has sent a heartbeat within RELAY_HEARTBEAT_MAX_AGE."""
+        now = now or utc_now()
+        if self._marked_unhealthy(now):
+            return False
+        last = self.last_heartbeat()
+        return last is not None and now - last <= RELAY_HEARTBEAT_MAX_AGE
+
+    def _marked_unhealthy(self, now: datetime) -> bool:
+        response = self.client.get_item(
+            TableName=self.table_name, Key=_serialize({"pk": FLEET_PK, "sk": RELAY_HEALTH_SK}), ConsistentRead=False
         )
         item = response.get("Item")
         if not item:
-            return True
+            return False
         data = _deserialize(item)
         if data.get("healthy", True):
-            return True
+            return False
         until = data.get("until")
-        return bool(until and datetime.fromisoformat(until) <= (now or utc_now()))
+        if not until:
+            return True
+        # Operators write this by hand (DEPLOY.md): a time without a zone is read as UTC rather than refused.
+        expires = datetime.fromisoformat(str(until))
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        return expires > now

@@ -8,6 +8,7 @@ cause of 403s when it is wrong. The HMAC itself is twilio's own `RequestValidato
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,28 +29,62 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
+_PATH_PARAMETER = re.compile(r"\{([^}+]+)\+?\}")
+
+
+def route_path(event: Mapping[str, Any]) -> str:
+    """The invoked route's path without the stage or a custom domain's base path, from an API Gateway REST (v1)
+    proxy event: `resource` (`/calls/{callSid}/transfer`) with its path parameters filled in.
+
+    `path` cannot serve: on the execute-api address it lacks the stage (`/twilio/incoming`), but through a custom
+    domain with a base path mapping it carries the base path (`/api/twilio/incoming`). `resource` is the same in both.
+    """
+    resource = event.get("resource")
+    if not resource:
+        return str(event.get("path") or "/")
+    parameters: Mapping[str, str] = event.get("pathParameters") or {}
+    missing: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        value = parameters.get(match.group(1))
+        if value is None:
+            missing.append(match.group(1))
+            return match.group(0)
+        return value
+
+    filled = _PATH_PARAMETER.sub(fill, str(resource))
+    return str(event.get("path") or "/") if missing else filled
+
+
 def public_url_from_apigw_event(event: Mapping[str, Any], *, base_url: str | None = None) -> str:
     """The URL Twilio requested, rebuilt from an API Gateway REST (v1) proxy event.
 
-    `base_url` (e.g. `https://voice.example.com/api`, from a custom domain's base path mapping) overrides the scheme,
-    host and stage prefix when the API is not reached on its execute-api address. Otherwise the host comes from the
-    Host header and the path from `requestContext.path`, which, unlike `path`, includes the stage.
+    `base_url` (PUBLIC_API_BASE_URL: the stage URL, or a custom domain with its base path such as
+    `https://voice.example.com/api`) replaces scheme, host and stage or base path; the route path is appended to it.
+    Otherwise the host comes from the Host header and the path from `requestContext.path`: the path the client asked
+    for, with the stage on the execute-api address (unlike `path`) and with the base path on a custom domain.
     """
     context = event.get("requestContext") or {}
     headers = event.get("headers") or {}
-    resource_path = event.get("path") or "/"
     if base_url:
-        prefix = base_url.rstrip("/")
-        url = prefix + resource_path
+        url = base_url.rstrip("/") + route_path(event)
     else:
         scheme = _header(headers, "X-Forwarded-Proto") or "https"
         host = _header(headers, "Host") or context.get("domainName")
         if not host:
             raise ValueError("cannot rebuild the public URL: no Host header and no requestContext.domainName")
-        path = context.get("path") or resource_path
+        path = context.get("path") or event.get("path") or "/"
         url = f"{scheme}://{host}{path}"
     query = _raw_query(event)
     return f"{url}?{query}" if query else url
+
+
+def base_path_of(base_url: str | None) -> str:
+    """`https://voice.example.com/api/` -> `/api`: the prefix a custom domain's base path mapping adds to `path`
+    (the resolver strips it to route). Empty for a URL without a path."""
+    if not base_url:
+        return ""
+    return urlsplit(base_url).path.rstrip("/")
 
 
 def _raw_query(event: Mapping[str, Any]) -> str:

@@ -4,6 +4,8 @@ response shapes. Handlers register their route on `new_app()` and never build an
 from __future__ import annotations
 
 import json
+import os
+import re
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -12,11 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from callcore.models import CALL_SID_PATTERN
 from callcore.settings import SettingsError
+from callcore.twilio_signature import base_path_of
 from lambdas.errors import (
     ApiError,
     BadRequest,
     Conflict,
     Forbidden,
+    InProgress,
     NotFound,
     ServiceUnavailable,
     Unprocessable,
@@ -49,8 +53,15 @@ def status_for(error: ApiError) -> HTTPStatus:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
-def json_response(status: HTTPStatus, payload: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status.value, content_type=JSON, body=json.dumps(payload, separators=(",", ":")))
+def json_response(
+    status: HTTPStatus, payload: dict[str, Any], *, headers: dict[str, str] | None = None
+) -> Response[str]:
+    return Response(
+        status_code=status.value,
+        content_type=JSON,
+        body=json.dumps(payload, separators=(",", ":")),
+        headers=headers,
+    )
 
 
 def twiml_response(xml: str) -> Response[str]:
@@ -58,8 +69,15 @@ def twiml_response(xml: str) -> Response[str]:
 
 
 def new_app() -> APIGatewayRestResolver:
-    """A resolver with the error mapping installed. One per handler module, created at import (Lambda init)."""
-    app = APIGatewayRestResolver()
+    """A resolver with the error mapping installed. One per handler module, created at import (Lambda init).
+
+    Behind a custom domain with a base path mapping (PUBLIC_API_BASE_URL `https://voice.example.com/api`), API
+    Gateway puts the base path into the event's `path` (`/api/twilio/incoming`): the resolver strips it to route. The
+    variable is read here, not through the settings model, because the resolver is built at import, before any
+    secret may be read; the settings model still validates the same value on every request.
+    """
+    base_path = base_path_of(os.environ.get("PUBLIC_API_BASE_URL"))
+    app = APIGatewayRestResolver(strip_prefixes=[base_path] if base_path else None)
 
     def _refused(error: ApiError) -> Response[str]:
         status = status_for(error)
@@ -70,6 +88,10 @@ def new_app() -> APIGatewayRestResolver:
             logger.error("request failed", extra={"status": status.value, "reason": error.message})
         else:
             logger.info("request refused", extra={"status": status.value, "reason": error.message})
+        if isinstance(error, InProgress):
+            # Not final: says so in the body (clients that only read JSON) and in the standard header.
+            payload["inProgress"] = True
+            return json_response(status, payload, headers={"Retry-After": str(error.retry_after_seconds)})
         return json_response(status, payload)
 
     def _misconfigured(error: SettingsError) -> Response[str]:
@@ -129,3 +151,17 @@ def call_sid_from_path(value: str | None) -> str:
     if not value or not CALL_SID_PATTERN.match(value):
         raise BadRequest("callSid must be a Twilio Call SID: CA followed by 32 hex digits", field="callSid")
     return value
+
+
+# Idempotency keys: 1-128 printable ASCII characters (what clients generate: UUIDs, ULIDs, request ids).
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,128}$")
+
+
+def idempotency_key_from(headers: dict[str, str] | None, name: str) -> str | None:
+    """The optional idempotency key header (any casing); a 400 naming it when present but malformed."""
+    for header, value in (headers or {}).items():
+        if header.lower() == name.lower():
+            if not _IDEMPOTENCY_KEY.match(value):
+                raise BadRequest(f"{name} must be 1 to 128 printable ASCII characters", field=name)
+            return value
+    return None

@@ -35,6 +35,15 @@ class Conflict(ApiError):
     """The call is not in a state that allows the request (it already ended, it was transferred)."""
 
 
+class InProgress(Conflict):
+    """Another request is doing the same thing right now (a transfer, an outbound call with the same Idempotency-Key):
+    the answer is not final. `retry_after_seconds` says when asking again can get the final one."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unprocessable(ApiError):
     """Well-formed, but refused on its merits (e.g. Twilio will not dial a syntactically valid number)."""
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from callcore.twilio_signature import public_url_from_apigw_event, signature_headers, validate_form
+from callcore.twilio_signature import public_url_from_apigw_event, route_path, signature_headers, validate_form
 from lambdas.errors import Forbidden
 from lambdas.observability import Metric, count, logger
 from lambdas.settings import LambdaSettings
@@ -71,5 +71,6 @@ def api_base_url(event: APIGatewayProxyEvent, settings: LambdaSettings) -> str:
         "multiValueQueryStringParameters": None,
     }
     url = public_url_from_apigw_event(without_query)
-    resource_path = event.path or "/"
-    return url[: -len(resource_path)] if url.endswith(resource_path) else url.rstrip("/")
+    # What precedes the route is the stage (execute-api) or the base path (custom domain): both belong to the base.
+    route = route_path(event.raw_event)
+    return url[: -len(route)] if url.endswith(route) else url.rstrip("/")

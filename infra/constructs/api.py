@@ -1,8 +1,8 @@
 """The REST API: Twilio's webhooks and the call-control routes, one Lambda and one least-privilege role per route.
 
-Twilio routes are open at API Gateway (Twilio cannot sign with SigV4); each handler checks X-Twilio-Signature, and a
-request validator turns away requests without the header before any Lambda runs. Call-control routes (`/calls...`)
-need AWS_IAM (SigV4): the relay's task role may invoke exactly the transfer and hang-up routes.
+Twilio routes are open at API Gateway (Twilio cannot sign with SigV4); each handler checks X-Twilio-Signature, a
+missing header included (403 + the RejectedSignatures metric). Call-control routes (`/calls...`) need AWS_IAM
+(SigV4): the relay's task role may invoke exactly the transfer and hang-up routes.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from infra.constants import (
     API_THROTTLE_BURST,
     API_THROTTLE_RATE_PER_SECOND,
     CALL_CONTROL_5XX_METRIC,
-    METRICS_NAMESPACE,
     ROUTES,
-    TWILIO_SIGNATURE_HEADER,
     Route,
     RouteAuth,
 )
@@ -59,8 +57,10 @@ class Api(Construct):
         storage: Storage,
         secrets: Secrets,
         environment: Mapping[str, str],
+        metrics_namespace: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._metrics_namespace = metrics_namespace
         self._package = package
         self._storage = storage
         self._secrets = secrets
@@ -69,8 +69,9 @@ class Api(Construct):
             self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
         )
         self.rest_api = self._build_rest_api()
-        # Parameters: Twilio routes need X-Twilio-Signature, call-control routes their path. Bodies are validated by
-        # the handlers (form posts from Twilio, JSON from the relay); no API Gateway models are attached.
+        # Parameters: call-control routes need their path parameter. Bodies are validated by the handlers (form posts
+        # from Twilio, JSON from the relay); no API Gateway models are attached. Twilio routes get no validator: see
+        # `_add_method`.
         self._validator = self.rest_api.add_request_validator(
             "RequestValidator", validate_request_parameters=True, validate_request_body=True
         )
@@ -174,16 +175,15 @@ class Api(Construct):
                 "authorization); there are no end users to put in a Cognito pool.",
             )
             return
-        added = resource.add_method(
-            method,
-            integration,
-            authorization_type=apigateway.AuthorizationType.NONE,
-            request_validator=self._validator,
-            request_parameters={f"method.request.header.{TWILIO_SIGNATURE_HEADER}": True},
-        )
+        # No gateway check of X-Twilio-Signature, not even its presence: a request validator would answer a missing
+        # header with a gateway 400 the Lambda never sees, so no RejectedSignatures metric (the signature alarm's
+        # input) and a misleading "Bad Request" in Twilio's debugger. The handler answers 403 and counts it, whether
+        # the header is missing (a proxy stripped it, a misconfigured webhook) or wrong. An unsigned request costs one
+        # short invocation; the stage throttle bounds a flood of them.
+        added = resource.add_method(method, integration, authorization_type=apigateway.AuthorizationType.NONE)
         reason = (
             "Twilio webhooks cannot carry SigV4 or Cognito tokens; the handler validates X-Twilio-Signature "
-            "(HMAC-SHA1 with the auth token over URL and form) and API Gateway refuses requests without it."
+            "(HMAC-SHA1 with the auth token over URL and form) and answers 403 before reading or writing anything."
         )
         acknowledge(added, "AwsSolutions-APIG4", reason)
         acknowledge(added, "AwsSolutions-COG4", reason)
@@ -193,7 +193,7 @@ class Api(Construct):
             self,
             "CallControl5xxFilter",
             log_group=self.access_logs,
-            metric_namespace=METRICS_NAMESPACE,
+            metric_namespace=self._metrics_namespace,
             metric_name=CALL_CONTROL_5XX_METRIC,
             filter_pattern=logs.FilterPattern.all(
                 logs.FilterPattern.string_value("$.resourcePath", "=", "/calls*"),

@@ -1,4 +1,5 @@
-"""POST /calls (IAM): place an outbound call with the agent (`lambdas.logic.outbound_call`)."""
+"""POST /calls (IAM): place an outbound call with the agent (`lambdas.logic.outbound_call`); an optional
+`Idempotency-Key` header makes a client retry safe."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callcore.store import CallStore
-from lambdas.api import json_response, new_app, parse_json_body
-from lambdas.logic.outbound_call import place_outbound_call
+from lambdas.api import idempotency_key_from, json_response, new_app, parse_json_body
+from lambdas.logic.outbound_call import IDEMPOTENCY_HEADER, place_outbound_call
 from lambdas.models import OutboundCallRequest
 from lambdas.observability import observed
 from lambdas.settings import load_settings
@@ -24,6 +25,7 @@ app = new_app()
 def outbound_call() -> Response[str]:
     settings = load_settings()
     event = app.current_event
+    idempotency_key = idempotency_key_from(event.headers, IDEMPOTENCY_HEADER)
     request = parse_json_body(event.body, OutboundCallRequest)
     result = place_outbound_call(
         request,
@@ -31,6 +33,7 @@ def outbound_call() -> Response[str]:
         store=CallStore(settings.calls_table),
         calls=twilio_calls(settings),
         api_base_url=api_base_url(event, settings),
+        idempotency_key=idempotency_key,
     )
     return json_response(HTTPStatus.CREATED, result.to_json())
 

@@ -15,13 +15,18 @@ from lambdas.settings import AnsweringMachineDetection, LambdaSettings
 from lambdas.webhooks import STREAM_STATUS_PATH
 
 
-def agent_can_take_call(settings: LambdaSettings, store: CallStore) -> bool:
-    """False when the relay is marked unhealthy or the fleet already carries MAX_CONCURRENT_CALLS calls."""
+def agent_available(settings: LambdaSettings, store: CallStore) -> bool:
+    """False when no call may be admitted at all: MAX_CONCURRENT_CALLS is 0 or the relay is unhealthy. Whether a seat
+    is free is decided atomically with taking it (`CallStore.admit_call` / `seat_call`), never by a read here."""
     if settings.max_concurrent_calls == 0:
         return False
-    if not store.relay_is_healthy():
-        return False
-    return store.active_calls() < settings.max_concurrent_calls
+    return store.relay_is_healthy()
+
+
+def agent_can_take_call(settings: LambdaSettings, store: CallStore) -> bool:
+    """A best-effort pre-check for POST /calls (refuse before dialling when the agent is plainly full); the seat
+    itself is taken atomically when the callee answers."""
+    return agent_available(settings, store) and store.active_calls() < settings.max_concurrent_calls
 
 
 def is_decided(record: CallRecord) -> bool:

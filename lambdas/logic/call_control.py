@@ -4,23 +4,35 @@ Both are idempotent on the record: a transfer is done once `transfer_target` is 
 is `completed_by_agent`. A repeat answers 200 with the same result and does not call Twilio again. The relay must
 therefore not write `completed_by_agent` itself before it asks for the hang-up.
 
+A transfer is claimed on the record before Twilio is asked. A request that finds the claim held by an attempt still
+within its lease answers 409 "transfer in progress" (with Retry-After): it did not transfer, and the attempt holding
+the claim may still fail. A claim older than the lease (its holder crashed or timed out without releasing it) is
+taken over.
+
 An ended call: 409, unless it ended by this API's own earlier hang-up (then the repeat rule answers 200).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
-from callcore.masking import mask_phone
+from callcore.masking import mask_digits, mask_phone
 from callcore.models import CallOutcome, CallRecord
 from callcore.store import CallNotFound, CallStore
 from lambdas import twiml
-from lambdas.errors import Conflict, NotFound, ServiceUnavailable
+from lambdas.errors import Conflict, InProgress, NotFound, ServiceUnavailable
 from lambdas.models import HangupRequest, HangupResult, TransferRequest, TransferResult
 from lambdas.observability import Metric, bind_call, count, logger
 from lambdas.settings import LambdaSettings
 from lambdas.twilio_calls import TwilioCalls
 from lambdas.webhooks import WHISPER_PATH
+
+# The transfer function's timeout is 20 s (infra/constants.py, checked by tests/infra/test_api.py): a claim older than
+# that plus a margin for clock skew between invocations belongs to an attempt that can no longer be running.
+TRANSFER_CLAIM_LEASE = timedelta(seconds=60)
+# What a client should wait before asking again while a transfer is in progress: about one Twilio REST round trip.
+TRANSFER_RETRY_AFTER_SECONDS = 2
 
 
 def _require_call(store: CallStore, call_sid: str) -> CallRecord:
@@ -52,11 +64,10 @@ def transfer_call(
         raise Conflict("the call has already ended")
 
     # The claim stores the summary before Twilio is asked (the whisper URL reads it when the human answers) and makes
-    # a retry that arrives while this request still waits on Twilio (the relay timed out and asked again) a no-op
-    # instead of a second redirect that would ring the human twice.
-    if not store.claim_transfer(call_sid, reason=request.reason, summary=request.summary):
-        logger.info("transfer already under way: not asking Twilio again")
-        return TransferResult(call_sid=call_sid, target=mask_phone(human))
+    # a retry that arrives while this request still waits on Twilio (the relay timed out and asked again) wait for it
+    # instead of sending a second redirect that would ring the human twice.
+    if not store.claim_transfer(call_sid, reason=request.reason, summary=request.summary, lease=TRANSFER_CLAIM_LEASE):
+        return _claim_refused(store, call_sid)
     whisper_url = f"{api_base_url}{WHISPER_PATH}?{urlencode({'callSid': call_sid})}"
     try:
         calls.redirect(
@@ -72,12 +83,31 @@ def transfer_call(
         {"transfer_target": human, "outcome": CallOutcome.TRANSFERRED},
         only_if_unset=("outcome", "transfer_target"),
     )
-    if record.stream_token_expiry is not None and not record.status.is_terminal:
-        # The caller now talks to a person: the agent's seat is free (the status Lambda skips transferred calls).
-        store.adjust_active_calls(-1)
+    # The caller now talks to a person: the agent's seat is free. At most once, whoever comes first (this, a retry,
+    # the status callback of the call's end).
+    store.release_seat(call_sid)
     count(Metric.TRANSFERS)
-    logger.info("call transferred to the human line", extra={"reason": request.reason, "target": mask_phone(human)})
+    logger.info(
+        "call transferred to the human line",
+        extra={"reason": mask_digits(request.reason), "target": mask_phone(human)},
+    )
     return TransferResult(call_sid=call_sid, target=mask_phone(human))
+
+
+def _claim_refused(store: CallStore, call_sid: str) -> TransferResult:
+    """Why the claim was not ours: the transfer already succeeded (200, idempotent), the call ended meanwhile (409), or
+    another attempt holds the claim (409 in progress: retry later, the transfer may still fail)."""
+    record = _require_call(store, call_sid)
+    if record.transfer_target is not None:
+        logger.info("transfer repeated: the call was already transferred")
+        return TransferResult(call_sid=call_sid, target=mask_phone(record.transfer_target))
+    if record.status.is_terminal:
+        raise Conflict("the call has already ended")
+    logger.info("transfer already under way: not asking Twilio again")
+    raise InProgress(
+        "a transfer of this call is in progress: retry to learn whether it succeeded",
+        retry_after_seconds=TRANSFER_RETRY_AFTER_SECONDS,
+    )
 
 
 def hang_up_call(call_sid: str, request: HangupRequest, *, store: CallStore, calls: TwilioCalls) -> HangupResult:
@@ -94,5 +124,5 @@ def hang_up_call(call_sid: str, request: HangupRequest, *, store: CallStore, cal
     calls.complete(call_sid)
     store.update_call(call_sid, {"outcome": CallOutcome.COMPLETED_BY_AGENT}, only_if_unset=("outcome",))
     count(Metric.HANG_UPS)
-    logger.info("call hung up by the agent", extra={"reason": request.reason})
+    logger.info("call hung up by the agent", extra={"reason": mask_digits(request.reason)})
     return HangupResult(call_sid=call_sid)

@@ -1,12 +1,14 @@
 """Answer the voice webhook: admit the call to the agent (`<Connect><Stream>` + token) or send it to the human line.
 
-Inbound calls: the record is created here with one conditional put that already carries the decision, so a retried
-webhook finds it (CallAlreadyExists) and gets the same TwiML, and the live-call counter moves once.
+Inbound calls: the record is created here already carrying the decision. Admission is one DynamoDB transaction (put
+the record if absent + take a seat if `active < MAX_CONCURRENT_CALLS`), so two calls cannot both take the last seat
+and a record can never exist without the seat it was admitted with. When no seat is free the record is created as an
+overflow (no seat) and the caller is routed to the human line. A retried webhook finds the record (CallAlreadyExists)
+and gets the same TwiML; the counter moved once, with the first.
 
 Outbound calls (POST /calls created the record; Twilio fetches this URL with `?direction=outbound` when the callee
-answers, the first moment the CallSid can be bound into a token): the decision is written with `only_if_unset`, and
-the counter moves only for the request whose decision was stored. Twilio retries a voice URL only after the first
-attempt failed or timed out, so two attempts never race within the second that would make their expiries equal.
+answers, the first moment the CallSid can be bound into a token): the stream token expiry and the seat are written in
+one transaction conditioned on the call being undecided, so only one request ever admits it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import time
 from collections.abc import Callable
 
 from callcore.models import CallDirection, CallOutcome, CallRecord, CallStatus
-from callcore.store import CallAlreadyExists, CallStore
-from lambdas.logic.admission import agent_can_take_call, is_decided, twiml_for
+from callcore.store import CallAlreadyExists, CallStore, SeatResult
+from lambdas.logic.admission import agent_available, is_decided, twiml_for
 from lambdas.models import VoiceWebhook
 from lambdas.observability import Metric, bind_call, count, logger
 from lambdas.settings import AnsweringMachineDetection, LambdaSettings
@@ -46,7 +48,6 @@ def _token_expiry(settings: LambdaSettings, clock: Clock) -> int:
 
 
 def _answer_inbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: CallStore, clock: Clock) -> CallRecord:
-    admit = agent_can_take_call(settings, store)
     record = CallRecord(
         call_sid=webhook.call_sid,
         account_sid=webhook.account_sid,
@@ -54,16 +55,19 @@ def _answer_inbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: C
         from_number=webhook.from_number,
         to_number=webhook.to_number,
         status=CallStatus.RINGING,
-        stream_token_expiry=_token_expiry(settings, clock) if admit else None,
-        outcome=None if admit else CallOutcome.OVERFLOW_TO_HUMAN,
+        stream_token_expiry=_token_expiry(settings, clock),
     )
     try:
-        store.create_call(record)
+        if agent_available(settings, store) and store.admit_call(record, max_active=settings.max_concurrent_calls):
+            _count_admitted(record)
+            return record
+        overflow = record.model_copy(update={"stream_token_expiry": None, "outcome": CallOutcome.OVERFLOW_TO_HUMAN})
+        store.create_call(overflow)
     except CallAlreadyExists as exists:
         logger.info("retried webhook: answering as the first time")
         return exists.existing
-    _count_decision(record, store)
-    return record
+    _count_overflow(overflow)
+    return overflow
 
 
 def _answer_outbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: CallStore, clock: Clock) -> CallRecord:
@@ -91,26 +95,29 @@ def _answer_outbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: 
         logger.info("an answering machine picked up", extra={"answered_by": webhook.answered_by})
         return store.update_call(record.call_sid, {"outcome": CallOutcome.VOICEMAIL}, only_if_unset=("outcome",))
 
-    if not agent_can_take_call(settings, store):
-        stored = store.update_call(
-            record.call_sid, {"outcome": CallOutcome.OVERFLOW_TO_HUMAN}, only_if_unset=("outcome",)
-        )
-        if stored.outcome is CallOutcome.OVERFLOW_TO_HUMAN and stored.stream_token_expiry is None:
-            _count_decision(stored, store)
-        return stored
-
-    expiry = _token_expiry(settings, clock)
-    stored = store.update_call(record.call_sid, {"stream_token_expiry": expiry}, only_if_unset=("stream_token_expiry",))
-    if stored.stream_token_expiry == expiry:
-        _count_decision(stored, store)
+    if agent_available(settings, store):
+        expiry = _token_expiry(settings, clock)
+        seated = store.seat_call(record.call_sid, stream_token_expiry=expiry, max_active=settings.max_concurrent_calls)
+        if seated is SeatResult.TAKEN:
+            stored = record.model_copy(update={"stream_token_expiry": expiry})  # what the transaction wrote
+            _count_admitted(stored)
+            return stored
+        if seated is SeatResult.ALREADY_DECIDED:
+            logger.info("a concurrent webhook decided the call: answering as it did")
+            return store.require_call(record.call_sid)
+    stored = store.update_call(record.call_sid, {"outcome": CallOutcome.OVERFLOW_TO_HUMAN}, only_if_unset=("outcome",))
+    if stored.outcome is CallOutcome.OVERFLOW_TO_HUMAN and stored.stream_token_expiry is None:
+        _count_overflow(stored)
     return stored
 
 
-def _count_decision(record: CallRecord, store: CallStore) -> None:
-    if record.stream_token_expiry is not None:
-        active = store.adjust_active_calls(+1)
-        count(Metric.CALLS_STARTED)
-        logger.info("call admitted to the agent", extra={"active_calls": active, "direction": record.direction.value})
-    else:
-        count(Metric.OVERFLOW_CALLS)
-        logger.info("agent unavailable: call sent to the human line", extra={"direction": record.direction.value})
+def _count_admitted(record: CallRecord) -> None:
+    # No read of the counter for the log: this answer is on the caller's critical path (the ActiveCalls metric and
+    # the table hold the number).
+    count(Metric.CALLS_STARTED)
+    logger.info("call admitted to the agent", extra={"direction": record.direction.value})
+
+
+def _count_overflow(record: CallRecord) -> None:
+    count(Metric.OVERFLOW_CALLS)
+    logger.info("agent unavailable: call sent to the human line", extra={"direction": record.direction.value})

@@ -5,14 +5,24 @@ created with inline TwiML: it is created with `url={api}/twilio/incoming?directi
 URL, signed and carrying the CallSid, when the callee answers (after answering-machine detection, when it is on);
 the incoming-call route then answers with the same `<Connect><Stream>` + token as for an inbound call, and the relay
 reads `direction=outbound` from the record to open with an outbound line.
+
+A client retry must not dial twice: with an `Idempotency-Key` header the key is claimed in DynamoDB before Twilio is
+asked. A retry with the same key and the same body gets the first answer; with another body, 422; while the first
+request still runs, 409 (Retry-After). A request that failed before the call was placed (Twilio refused, the agent was
+full) releases its key, so the retry may try again. Keys expire after 24 hours.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
 from callcore.masking import mask_phone
 from callcore.models import CallDirection, CallRecord, CallStatus
-from callcore.store import CallAlreadyExists, CallStore
-from lambdas.errors import ServiceUnavailable
+from callcore.store import CallAlreadyExists, CallStore, IdempotencyState
+from lambdas.errors import ApiError, InProgress, ServiceUnavailable, Unprocessable
 from lambdas.logic.admission import agent_can_take_call
 from lambdas.models import OutboundCallRequest, OutboundCallResult
 from lambdas.observability import Metric, bind_call, count, logger
@@ -28,6 +38,10 @@ MACHINE_DETECTION = {
     AnsweringMachineDetection.MESSAGE: "DetectMessageEnd",
 }
 OUTBOUND_ANSWER_QUERY = "direction=outbound"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_TTL = timedelta(hours=24)
+# About one Twilio REST round trip: when the request holding the key will have answered.
+IDEMPOTENCY_RETRY_AFTER_SECONDS = 2
 
 
 def place_outbound_call(
@@ -37,6 +51,56 @@ def place_outbound_call(
     store: CallStore,
     calls: TwilioCalls,
     api_base_url: str,
+    idempotency_key: str | None = None,
+) -> OutboundCallResult:
+    if idempotency_key is None:
+        return _place(request, settings=settings, store=store, calls=calls, api_base_url=api_base_url)
+
+    fingerprint = request_fingerprint(request)
+    claim = store.claim_idempotency_key(idempotency_key, request_hash=fingerprint, ttl=IDEMPOTENCY_TTL)
+    if not claim.claimed:
+        if claim.request_hash != fingerprint:
+            raise Unprocessable(
+                f"this {IDEMPOTENCY_HEADER} was used with a different request body", field=IDEMPOTENCY_HEADER
+            )
+        if claim.state is IdempotencyState.DONE and claim.result is not None:
+            logger.info("repeated request: answering with the call it placed")
+            bind_call(claim.result["callSid"], callee=request.to)
+            return OutboundCallResult(call_sid=claim.result["callSid"])
+        raise InProgress(
+            f"a request with this {IDEMPOTENCY_HEADER} is still being processed: retry to get its result",
+            retry_after_seconds=IDEMPOTENCY_RETRY_AFTER_SECONDS,
+        )
+
+    def placed(call_sid: str) -> None:
+        # Recorded as soon as Twilio has the call, before anything else can fail: from here on a retry must get this
+        # call back, never dial again.
+        store.complete_idempotency_key(idempotency_key, {"callSid": call_sid})
+
+    try:
+        return _place(request, settings=settings, store=store, calls=calls, api_base_url=api_base_url, on_placed=placed)
+    except ApiError:
+        # Refused before or by Twilio (not configured, agent full, number refused, Twilio failed): nothing was dialled,
+        # so the key is free for a retry. A crash leaves it held: a retry then gets 409, never a second call.
+        store.release_idempotency_key(idempotency_key)
+        raise
+
+
+def request_fingerprint(request: OutboundCallRequest) -> str:
+    """SHA-256 of the validated body in a canonical form: the same request written with other spacing or key order
+    is the same request."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _place(
+    request: OutboundCallRequest,
+    *,
+    settings: LambdaSettings,
+    store: CallStore,
+    calls: TwilioCalls,
+    api_base_url: str,
+    on_placed: Callable[[str], None] | None = None,
 ) -> OutboundCallResult:
     caller_id = settings.twilio_phone_number
     if not caller_id:
@@ -55,6 +119,8 @@ def place_outbound_call(
         )
     )
     bind_call(call_sid, callee=request.to)
+    if on_placed is not None:
+        on_placed(call_sid)
     record = CallRecord(
         call_sid=call_sid,
         account_sid=settings.twilio_account_sid.get_secret_value(),

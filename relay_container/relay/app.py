@@ -1,8 +1,8 @@
 """The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket) and `GET /healthz`.
 
 Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache, the
-metrics reporter, ECS task protection); background tasks are cancelled on cleanup. A call's own resources belong to
-its `CallSession`.
+metrics reporter, ECS task protection, the heartbeat admission reads); background tasks are cancelled on cleanup.
+A call's own resources belong to its `CallSession`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from callcore.metric_names import RelayMetric
-from callcore.store import CallStore
+from callcore.store import RELAY_HEARTBEAT_INTERVAL, CallStore
 from callcore.transcripts import TranscriptArchive
 from relay import realtime
 from relay.admission import Admission, AdmissionRefused, Admitted
@@ -105,6 +108,7 @@ def create_app(
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_model_sessions)
     app.cleanup_ctx.append(_operations)
+    app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_live_calls)
     app.router.add_get("/healthz", healthz)
     app.router.add_get(MEDIA_STREAM_PATH, media_stream)
@@ -183,6 +187,41 @@ async def _operations(app: web.Application) -> AsyncIterator[None]:
     yield
     await _cancel(tasks)
     await metrics.drain_listeners()
+
+
+def relay_task_id(settings: RelaySettings) -> str:
+    """Which relay process a heartbeat comes from: the ECS task (the last segment of ECS_AGENT_URI), else host + pid."""
+    if settings.ecs_agent_uri:
+        tail = urlsplit(settings.ecs_agent_uri).path.rstrip("/").rsplit("/", 1)[-1]
+        if tail:
+            return tail
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """Tell the incoming-call Lambda this relay takes calls: without a fresh heartbeat from some relay, callers go
+    straight to the human line instead of into a stream nobody answers. A draining relay stops beating (it takes no
+    new calls). The first beat is written before the relay serves, so a call right after start-up is admitted."""
+    store, state = app[STORE], app[STATE]
+    task_id = relay_task_id(app[SETTINGS])
+
+    async def beat() -> None:
+        try:
+            await asyncio.to_thread(store.record_heartbeat, task_id)
+        except Exception:
+            # A missed beat is retried on the next tick; the relay keeps serving its calls meanwhile.
+            log.warning("could not write the relay heartbeat", exc_info=True)
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(RELAY_HEARTBEAT_INTERVAL.total_seconds())
+            if not state.draining:
+                await beat()
+
+    await beat()
+    task = asyncio.create_task(run(), name="relay-heartbeat")
+    yield
+    await _cancel([task])
 
 
 async def _end_live_calls(app: web.Application) -> None:

@@ -75,3 +75,40 @@ def test_twilio_unreachable_is_a_502(aws, invoke, make_call, twilio_server):
     assert answer.status == 502
     assert "did not answer" in answer.json()["message"]
     assert aws.store.require_call(call.call_sid).outcome is None
+
+
+def test_a_number_twilio_refuses_is_a_422_over_the_wire(aws, invoke, twilio_server):
+    refused = "+15005550009"
+    twilio_server.fake.refuse_number(refused, code=21217)
+    answer = invoke(outbound_call.handler, outbound_event({"to": refused}))
+    assert answer.status == 422
+    assert answer.json()["field"] == "to"
+    assert "21217" in answer.json()["message"]
+    [request] = twilio_server.fake.requests
+    assert request.form["To"] == [refused]
+    assert aws.written_items() == []  # no call record for a call not made
+
+
+def test_a_call_twilio_no_longer_knows_is_409_over_the_wire(aws, invoke, make_call, twilio_server):
+    call = make_call()  # never added to the fake: Twilio answers its real 404 / 20404 JSON
+    moved = invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "r", "summary": "s"}))
+    assert moved.status == 409
+    assert "20404" in moved.json()["message"]
+    ended = invoke(hangup.handler, hangup_event(call.call_sid, {"reason": "goodbye"}))
+    assert ended.status == 409
+    assert "20404" in ended.json()["message"]
+    record = aws.store.require_call(call.call_sid)
+    assert (record.transfer_requested_at, record.transfer_summary, record.outcome) == (None, None, None)
+
+
+def test_twilio_throttling_is_a_502_over_the_wire_and_a_retry_succeeds(aws, invoke, make_call, twilio_server):
+    call = make_call()
+    twilio_server.fake.add_call(call.call_sid)
+    twilio_server.fake.fail_next(status=429, code=20429, message="Too Many Requests")
+    throttled = invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "r", "summary": "s"}))
+    assert throttled.status == 502
+    assert "20429" in throttled.json()["message"]
+    assert aws.store.require_call(call.call_sid).transfer_requested_at is None  # released: a retry may try again
+    again = invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "r", "summary": "s"}))
+    assert again.status == 200
+    assert len(twilio_server.fake.requests_for(call.call_sid)) == 2

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcore.masking import mask_phone
+from callcore.masking import mask_digits, mask_phone
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,19 @@ def test_masked_number_never_contains_the_middle_digits() -> None:
     masked = mask_phone("+14155559876")
     assert "41555" not in masked
     assert masked.endswith("9876")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("call me on +1 415-555-0123 please", "call me on +1******0123 please"),
+        ("my number is 4155550123.", "my number is ******0123."),
+        ("(415) 555 0123", "(******0123"),
+        ("+44 20 7946 0958 is the office", "+4*******0958 is the office"),
+        ("a table for 4 at 7:30 on 12/05", "a table for 4 at 7:30 on 12/05"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_digit_runs_in_free_text_are_masked_like_phone_numbers(text, masked):
+    assert mask_digits(text) == masked

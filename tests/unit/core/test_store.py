@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,16 @@ from callcore.models import (
     TranscriptTurn,
     TurnRole,
 )
-from callcore.store import TTL_ATTRIBUTE, CallAlreadyExists, CallNotFound, CallStore, SlotTaken, call_pk, turn_sk
+from callcore.store import (
+    RELAY_HEARTBEAT_MAX_AGE,
+    TTL_ATTRIBUTE,
+    CallAlreadyExists,
+    CallNotFound,
+    CallStore,
+    SlotTaken,
+    call_pk,
+    turn_sk,
+)
 
 SID = "CA" + "a" * 32
 OTHER_SID = "CA" + "b" * 32
@@ -216,28 +226,79 @@ def test_active_call_counter_never_goes_below_zero(store: CallStore) -> None:
 
 
 def test_relay_health_mark_and_its_expiry(store: CallStore) -> None:
-    assert store.relay_is_healthy()
+    store.record_heartbeat("task-1", at=T0)
+    assert store.relay_is_healthy(now=T0)
     store.set_relay_health(False, reason="alarm", until=T0 + timedelta(minutes=5))
     assert not store.relay_is_healthy(now=T0)
+    store.record_heartbeat("task-1", at=T0 + timedelta(minutes=6))
     assert store.relay_is_healthy(now=T0 + timedelta(minutes=6))
     store.set_relay_health(False, reason="operator")
+    store.record_heartbeat("task-1", at=T0 + timedelta(days=365))
     assert not store.relay_is_healthy(now=T0 + timedelta(days=365))
     store.set_relay_health(True)
-    assert store.relay_is_healthy()
+    assert store.relay_is_healthy(now=T0 + timedelta(days=365))
+
+
+def test_the_relay_is_unhealthy_without_a_recent_heartbeat(store: CallStore) -> None:
+    assert not store.relay_is_healthy(now=T0)  # no relay has ever said it is up
+    store.record_heartbeat("task-1", at=T0)
+    assert store.relay_is_healthy(now=T0 + RELAY_HEARTBEAT_MAX_AGE)
+    assert not store.relay_is_healthy(now=T0 + RELAY_HEARTBEAT_MAX_AGE + timedelta(seconds=1))
+    # Any task's beat counts; a lagging task's older beat does not move the freshest one back.
+    store.record_heartbeat("task-2", at=T0 + timedelta(seconds=40))
+    store.record_heartbeat("task-1", at=T0 + timedelta(seconds=5))
+    assert store.last_heartbeat() == T0 + timedelta(seconds=40)
+    assert store.relay_is_healthy(now=T0 + timedelta(seconds=60))
+
+
+def test_an_operator_mark_written_by_hand_is_read(store: CallStore) -> None:
+    # What DEPLOY.md tells operators to run, as the item `aws dynamodb put-item` writes.
+    store.record_heartbeat("task-1", at=T0)
+    item: dict[str, Any] = {
+        "pk": {"S": "FLEET"},
+        "sk": {"S": "RELAY_HEALTH"},
+        "healthy": {"BOOL": False},
+        "reason": {"S": "model provider outage"},
+        "until": {"S": "2026-11-22T00:10:00Z"},
+    }
+    store.client.put_item(TableName=store.table_name, Item=item)
+    assert not store.relay_is_healthy(now=T0)
+    assert store.relay_is_healthy(now=datetime(2026, 11, 22, 0, 10, 1, tzinfo=UTC)) is False  # heartbeat too old
+    store.record_heartbeat("task-1", at=datetime(2026, 11, 22, 0, 10, 1, tzinfo=UTC))
+    assert store.relay_is_healthy(now=datetime(2026, 11, 22, 0, 10, 1, tzinfo=UTC))
+    item["until"] = {"S": "2026-11-22T00:20:00"}  # no zone: read as UTC
+    store.client.put_item(TableName=store.table_name, Item=item)
+    assert not store.relay_is_healthy(now=datetime(2026, 11, 22, 0, 10, 2, tzinfo=UTC))
 
 
 def test_a_transfer_is_claimed_once_until_released(store: CallStore) -> None:
     store.create_call(record())
-    assert store.claim_transfer(SID, reason="asked for a person", summary="wants to move a booking", at=T0)
-    assert not store.claim_transfer(SID, reason="again", summary="again")
+    lease = timedelta(seconds=60)
+    assert store.claim_transfer(SID, reason="asked for a person", summary="wants to move a booking", lease=lease, at=T0)
+    assert not store.claim_transfer(SID, reason="again", summary="again", lease=lease, at=T0 + timedelta(seconds=59))
     claimed = store.require_call(SID)
     assert claimed.transfer_requested_at == T0
     assert claimed.transfer_summary == "wants to move a booking"
     store.release_transfer(SID)
-    assert store.require_call(SID).transfer_requested_at is None
-    assert store.claim_transfer(SID, reason="retry", summary="retry")
+    released = store.require_call(SID)
+    assert released.transfer_requested_at is None
+    assert (released.transfer_reason, released.transfer_summary, released.transfer_target) == (None, None, None)
+    assert store.claim_transfer(SID, reason="retry", summary="retry", lease=lease)
     with pytest.raises(CallNotFound):
-        store.claim_transfer(OTHER_SID, reason="x", summary="y")
+        store.claim_transfer(OTHER_SID, reason="x", summary="y", lease=lease)
+
+
+def test_a_transfer_claim_older_than_its_lease_is_taken_over_but_never_after_success(store: CallStore) -> None:
+    store.create_call(record())
+    lease = timedelta(seconds=60)
+    assert store.claim_transfer(SID, reason="crashed", summary="first", lease=lease, at=T0)
+    # Exactly at the lease the holder may still be running; past it, it cannot be.
+    assert not store.claim_transfer(SID, reason="r", summary="s", lease=lease, at=T0 + lease)
+    later = T0 + lease + timedelta(microseconds=1)
+    assert store.claim_transfer(SID, reason="retry", summary="second", lease=lease, at=later)
+    assert store.require_call(SID).transfer_summary == "second"
+    store.update_call(SID, {"transfer_target": "+14155550142"})
+    assert not store.claim_transfer(SID, reason="r", summary="s", lease=lease, at=later + timedelta(hours=1))
 
 
 def test_caller_and_business_numbers_follow_the_direction() -> None:

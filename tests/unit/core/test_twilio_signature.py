@@ -9,7 +9,9 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from callcore.twilio_signature import (
+    base_path_of,
     public_url_from_apigw_event,
+    route_path,
     signature_headers,
     validate_form,
     validate_websocket,
@@ -97,6 +99,64 @@ def test_query_string_is_part_of_the_signed_url() -> None:
 def test_base_url_override_for_a_custom_domain() -> None:
     url = public_url_from_apigw_event(apigw_event(), base_url="https://voice.example.com/api/")
     assert url == "https://voice.example.com/api/twilio/incoming"
+
+
+CUSTOM_DOMAIN = "voice.example.com"
+
+
+def custom_domain_event(base_path: str = "/api", **overrides: Any) -> dict[str, Any]:
+    """The same request through a custom domain whose base path `api` maps to the `prod` stage: API Gateway puts the
+    base path into `path` and `requestContext.path`, keeps `resource`, and the Host is the custom domain."""
+    event = apigw_event(
+        path=f"{base_path}/twilio/incoming",
+        headers={"Host": CUSTOM_DOMAIN, "X-Forwarded-Proto": "https"},
+        requestContext={"path": f"{base_path}/twilio/incoming", "stage": "prod", "domainName": CUSTOM_DOMAIN},
+    )
+    event.update(overrides)
+    return event
+
+
+@pytest.mark.parametrize("base_url", ["https://voice.example.com/api", "https://voice.example.com/api/"])
+def test_a_custom_domain_base_path_is_not_doubled(base_url: str) -> None:
+    signed = "https://voice.example.com/api/twilio/incoming"
+    url = public_url_from_apigw_event(custom_domain_event(), base_url=base_url)
+    assert url == signed
+    assert validate_form(TOKEN, url, PARAMS, sign(signed, PARAMS))
+
+
+def test_a_custom_domain_without_the_setting_is_rebuilt_from_the_request() -> None:
+    assert public_url_from_apigw_event(custom_domain_event()) == "https://voice.example.com/api/twilio/incoming"
+    # A domain mapped at its root: no base path at all.
+    root = custom_domain_event(base_path="")
+    assert public_url_from_apigw_event(root) == "https://voice.example.com/twilio/incoming"
+    assert public_url_from_apigw_event(root, base_url="https://voice.example.com") == (
+        "https://voice.example.com/twilio/incoming"
+    )
+
+
+def test_the_stage_url_as_base_url_matches_the_execute_api_request() -> None:
+    stage_url = "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    assert public_url_from_apigw_event(apigw_event(), base_url=stage_url) == PUBLIC
+
+
+def test_route_path_fills_path_parameters_and_ignores_stage_and_base_path() -> None:
+    sid = "CA" + "2" * 32
+    transfer = apigw_event(
+        resource="/calls/{callSid}/transfer",
+        path=f"/api/calls/{sid}/transfer",
+        pathParameters={"callSid": sid},
+    )
+    assert route_path(transfer) == f"/calls/{sid}/transfer"
+    assert route_path(custom_domain_event()) == "/twilio/incoming"
+    assert route_path(apigw_event()) == "/twilio/incoming"
+    assert route_path({"path": "/twilio/status"}) == "/twilio/status"  # no resource: the path is all there is
+
+
+def test_base_path_of() -> None:
+    assert base_path_of("https://voice.example.com/api/") == "/api"
+    assert base_path_of("https://voice.example.com/v1/voice") == "/v1/voice"
+    assert base_path_of("https://voice.example.com") == ""
+    assert base_path_of(None) == ""
 
 
 def test_repeated_form_fields_are_signed_value_by_value() -> None:

@@ -21,7 +21,7 @@ import callcore.aws
 from callcore.aws import BOTO_CONFIG, dynamodb_client, s3_client
 from callcore.local_resources import create_bucket, create_table
 from callcore.models import CallDirection, CallRecord, CallStatus
-from callcore.store import CallStore
+from callcore.store import RELAY_HEARTBEAT_SK, CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.observability import SERVICE_NAME, logger
 from lambdas.twilio_calls import use_http_client
@@ -39,6 +39,7 @@ from tests.unit.lambdas.events import (
 )
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+RELAY_TASK_ID = "relay-test-task"
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +73,11 @@ class Aws:
     store: CallStore
     archive: TranscriptArchive
 
+    def written_items(self) -> list[dict[str, Any]]:
+        """Every item in the table but the relay heartbeat this fixture wrote: what the code under test stored."""
+        items = self.store.client.scan(TableName=self.store.table_name)["Items"]
+        return [item for item in items if item["sk"]["S"] != RELAY_HEARTBEAT_SK]
+
 
 @pytest.fixture
 def aws(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
@@ -83,8 +89,11 @@ def aws(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
         from lambdas.settings import load_settings
 
         settings = load_settings()
+        store = CallStore(TABLE)
+        # A relay is up: admission needs a fresh heartbeat (tests of a dead relay delete it).
+        store.record_heartbeat(RELAY_TASK_ID)
         yield Aws(
-            store=CallStore(TABLE),
+            store=store,
             archive=TranscriptArchive(BUCKET, hash_key=settings.caller_hash_key),
         )
         parameters.clear_caches()

@@ -235,3 +235,18 @@ def attribute(root: ElementTree.Element, path: str, name: str) -> str:
 
 def text(root: ElementTree.Element, path: str) -> str:
     return node(root, path).text or ""
+
+
+def on_custom_domain(event: dict[str, Any], *, domain: str, base_path: str) -> dict[str, Any]:
+    """`event` as API Gateway delivers it when the request came through a custom domain whose base path mapping
+    (`base_path`, e.g. `/api`; empty for a root mapping) points at the stage: the Host is the domain, and `path` and
+    `requestContext.path` carry the base path (not the stage); `resource` and `requestContext.stage` are unchanged."""
+    path = f"{base_path}{event['path']}"
+    headers = {**event["headers"], "Host": domain}
+    return {
+        **event,
+        "path": path,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "requestContext": {**event["requestContext"], "path": path, "domainName": domain},
+    }

@@ -51,6 +51,7 @@ def test_an_unexpected_failure_is_a_500_so_twilio_uses_the_fallback_url(aws, inv
         raise RuntimeError("dynamodb is having a bad day")
 
     monkeypatch.setattr("callcore.store.CallStore.create_call", broken)
+    monkeypatch.setattr("callcore.store.CallStore.admit_call", broken)
     answer = invoke(incoming_call.handler, twilio_event("/twilio/incoming", voice_params(new_call_sid())))
     assert answer.status == 500
     assert answer.json()["message"] == "unexpected error"

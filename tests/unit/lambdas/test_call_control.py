@@ -3,11 +3,16 @@ idempotency and the mapping of Twilio's errors."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from typing import Any
+
 import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
-from callcore.models import CallOutcome, CallStatus
+from callcore.models import CallOutcome, CallStatus, utc_now
 from lambdas.handlers import hangup, transfer
+from lambdas.logic.call_control import TRANSFER_CLAIM_LEASE
 from tests.unit.lambdas.conftest import emitted_metrics
 from tests.unit.lambdas.events import (
     ACCOUNT_SID,
@@ -66,14 +71,49 @@ def test_a_repeated_transfer_answers_the_same_and_does_not_call_twilio_again(twi
     assert len(twilio.requests) == 1
 
 
-def test_a_retry_while_the_first_transfer_waits_on_twilio_does_not_dial_twice(aws, twilio, invoke, live_call):
-    # The first request claimed the transfer and is still waiting on Twilio when the relay's retry arrives.
-    assert aws.store.claim_transfer(live_call.call_sid, reason="first", summary="first summary")
+def test_a_retry_while_the_first_transfer_waits_on_twilio_is_409_in_progress(aws, twilio, invoke, live_call):
+    # The first request claimed the transfer and is still waiting on Twilio when the relay's retry arrives: the retry
+    # must not report a transfer that has not happened (the first attempt may still fail), nor dial a second time.
+    assert aws.store.claim_transfer(
+        live_call.call_sid, reason="first", summary="first summary", lease=TRANSFER_CLAIM_LEASE
+    )
     retry = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
-    assert retry.status == 200
-    assert retry.json()["status"] == "transferred"
+    assert retry.status == 409
+    assert retry.json()["message"] == "a transfer of this call is in progress: retry to learn whether it succeeded"
+    assert retry.json()["inProgress"] is True
+    assert retry.headers["retry-after"] == "2"
     assert twilio.requests == []
     assert aws.store.require_call(live_call.call_sid).transfer_summary == "first summary"
+
+
+def test_a_claim_left_by_a_crashed_attempt_is_taken_over_after_its_lease(aws, twilio, invoke, live_call):
+    crashed_at = utc_now() - TRANSFER_CLAIM_LEASE - timedelta(seconds=1)
+    assert aws.store.claim_transfer(
+        live_call.call_sid, reason="first", summary="stale", lease=TRANSFER_CLAIM_LEASE, at=crashed_at
+    )
+    answer = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert answer.status == 200
+    assert answer.json()["status"] == "transferred"
+    assert len(twilio.requests) == 1
+    record = aws.store.require_call(live_call.call_sid)
+    assert record.transfer_summary == TRANSFER["summary"]
+    assert record.transfer_target == HUMAN_NUMBER
+
+
+def test_a_transfer_that_succeeded_answers_200_even_when_the_claim_looks_stale(aws, twilio, invoke, live_call):
+    first = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    long_ago = utc_now() - timedelta(hours=1)
+    aws.store.update_call(live_call.call_sid, {"transfer_requested_at": long_ago})
+    again = invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER))
+    assert (again.status, again.body) == (200, first.body)
+    assert len(twilio.requests) == 1
+
+
+def test_the_claim_lease_outlives_the_transfer_function():
+    from infra.constants import ROUTES_BY_ID
+
+    # A lease shorter than the function timeout would let a retry take over a claim whose holder still runs.
+    assert timedelta(seconds=ROUTES_BY_ID["Transfer"].timeout_seconds + 10) < TRANSFER_CLAIM_LEASE
 
 
 def test_transfer_keeps_an_outcome_set_earlier(aws, twilio, invoke, make_call):
@@ -149,7 +189,10 @@ def test_twilio_errors_on_transfer_are_mapped(aws, twilio, invoke, live_call, tw
     record = aws.store.require_call(live_call.call_sid)
     assert record.transfer_target is None
     assert record.transfer_requested_at is None  # the claim was released
+    assert record.transfer_reason is None  # and what it stored: the record shows no transfer
+    assert record.transfer_summary is None
     assert record.outcome is None
+    assert aws.store.active_calls() == 1  # the caller is still on the agent
     # A later attempt is not mistaken for a repeat: it reaches Twilio again.
     assert invoke(transfer.handler, transfer_event(live_call.call_sid, TRANSFER)).status == 200
     assert len(twilio.requests) == 2
@@ -241,3 +284,49 @@ def test_a_transfer_gives_the_agent_seat_back_once(aws, twilio, invoke, live_cal
     completed = status_params(live_call.call_sid, "completed", 5, CallDuration="300")
     invoke(call_status.handler, twilio_event("/twilio/status", completed))
     assert aws.store.active_calls() == 1  # the transferred call's end is not counted out a second time
+
+
+# ---- logs: the correlation id, and no phone number, not even inside the model's free-text reason -----------------
+
+REASON_WITH_NUMBER = "caller wants a callback on +1 415-555-0199 or 4155550188"
+
+
+def _log_lines(logs) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_transfer_logs_carry_the_call_sid_and_mask_numbers_in_the_reason(aws, twilio, invoke, live_call, logs):
+    body = {"reason": REASON_WITH_NUMBER, "summary": "callback wanted"}
+    assert invoke(transfer.handler, transfer_event(live_call.call_sid, body)).status == 200
+    output = logs.getvalue()
+    for number in ("555-0199", "4155550188", "15005550100"):
+        assert number not in output
+    [done] = [line for line in _log_lines(logs) if line["message"] == "call transferred to the human line"]
+    assert done["correlation_id"] == live_call.call_sid
+    assert done["reason"] == "caller wants a callback on +1******0199 or ******0188"
+    assert done["target"] == "+1******0100"
+
+
+def test_hangup_logs_carry_the_call_sid_and_mask_numbers_in_the_reason(aws, twilio, invoke, live_call, logs):
+    assert invoke(hangup.handler, hangup_event(live_call.call_sid, {"reason": REASON_WITH_NUMBER})).status == 200
+    output = logs.getvalue()
+    for number in ("555-0199", "4155550188"):
+        assert number not in output
+    [done] = [line for line in _log_lines(logs) if line["message"] == "call hung up by the agent"]
+    assert done["correlation_id"] == live_call.call_sid
+    assert done["reason"] == "caller wants a callback on +1******0199 or ******0188"
+
+
+def test_hangup_of_an_ended_call_is_409_and_the_status_callback_gives_it_an_outcome(aws, twilio, invoke, make_call):
+    from lambdas.handlers import call_status
+    from tests.unit.lambdas.events import status_params, twilio_event
+
+    call = make_call(status=CallStatus.IN_PROGRESS)
+    aws.archive.write_transcript(call, [])  # the relay wrote its transcript but died before writing the outcome
+    aws.store.apply_status(call.call_sid, CallStatus.COMPLETED, 4)
+    assert invoke(hangup.handler, hangup_event(call.call_sid, {"reason": "goodbye"})).status == 409
+    assert aws.store.require_call(call.call_sid).outcome is None
+    # Twilio's retry of the terminal callback finishes the call.
+    completed = status_params(call.call_sid, "completed", 4, CallDuration="20")
+    assert invoke(call_status.handler, twilio_event("/twilio/status", completed)).json() == {"applied": True}
+    assert aws.store.require_call(call.call_sid).outcome is CallOutcome.CALLER_HUNG_UP

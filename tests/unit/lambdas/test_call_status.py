@@ -146,7 +146,7 @@ def test_status_for_an_unknown_call_is_acknowledged_and_writes_nothing(aws, invo
     answer = send(invoke, new_call_sid(), "completed", 3)
     assert answer.status == 200
     assert answer.json() == {"applied": False}
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_bad_signature_is_403_and_changes_nothing(aws, invoke, make_call):
@@ -207,3 +207,109 @@ def test_recovery_after_the_grace_when_the_relay_never_writes(aws, invoke, make_
 
     assert aws.archive.read_transcript(call.call_sid, call.created_at) == turns
     assert emitted_metrics(capsys.readouterr().out).get("TranscriptsRecovered") == 1
+
+
+# ---- the outcome of a call nobody else gave one -------------------------------------------------------------------
+
+
+def test_a_completed_call_whose_relay_died_gets_outcome_error(aws, invoke, make_call):
+    call = make_call()  # admitted, no transcript ever written, no outcome
+    send(invoke, call.call_sid, "completed", 2, CallDuration="40")
+    record = aws.store.require_call(call.call_sid)
+    assert record.outcome is CallOutcome.ERROR
+    summary_key = call_summary_key(call.call_sid, call.created_at)
+    summary = json.loads(aws.archive.client.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())
+    assert summary["outcome"] == "error"  # the summary is written after the outcome
+
+
+def test_a_completed_call_with_the_relays_transcript_but_no_outcome_is_caller_hung_up(aws, invoke, make_call):
+    call = make_call()
+    aws.archive.write_transcript(call, [_turn(call.call_sid, 0, TurnRole.AGENT, "hello")])
+    send(invoke, call.call_sid, "completed", 2, CallDuration="40")
+    assert aws.store.require_call(call.call_sid).outcome is CallOutcome.CALLER_HUNG_UP
+
+
+def test_the_relays_outcome_is_never_overwritten(aws, invoke, make_call):
+    call = make_call(outcome=CallOutcome.MAX_DURATION)
+    send(invoke, call.call_sid, "completed", 2, CallDuration="40")  # no transcript: would be `error` if unset
+    assert aws.store.require_call(call.call_sid).outcome is CallOutcome.MAX_DURATION
+
+
+# ---- end-of-call work that failed is done by Twilio's retry --------------------------------------------------------
+
+
+def test_a_failed_finish_is_redone_by_the_retried_terminal_callback_and_the_seat_released_once(
+    aws, invoke, make_call, monkeypatch, capsys
+):
+    call = make_call()
+    aws.store.put_turn(_turn(call.call_sid, 0, TurnRole.AGENT, "stored turn"))
+    aws.store.adjust_active_calls(+1)  # another caller on the agent
+    real_write_summary = aws.archive.write_call_summary.__func__
+
+    def s3_down(self, record):
+        raise RuntimeError("S3 is unavailable")
+
+    monkeypatch.setattr("callcore.transcripts.TranscriptArchive.write_call_summary", s3_down)
+    failed = send(invoke, call.call_sid, "completed", 3, CallDuration="61")
+    assert failed.status == 500  # Twilio retries the callback
+    half_done = aws.store.require_call(call.call_sid)
+    assert half_done.status is CallStatus.COMPLETED
+    assert half_done.finished_at is None
+    assert aws.store.active_calls() == 1  # this call's seat is free, the other caller's is not
+
+    monkeypatch.setattr("callcore.transcripts.TranscriptArchive.write_call_summary", real_write_summary)
+    retried = send(invoke, call.call_sid, "completed", 3, CallDuration="61")
+    assert retried.json() == {"applied": True}
+    record = aws.store.require_call(call.call_sid)
+    assert record.finished_at is not None
+    assert record.outcome is CallOutcome.ERROR
+    assert aws.archive.read_transcript(call.call_sid, call.created_at) == [
+        _turn(call.call_sid, 0, TurnRole.AGENT, "stored turn")
+    ]
+    aws.archive.client.head_object(Bucket=BUCKET, Key=call_summary_key(call.call_sid, call.created_at))
+    assert aws.store.active_calls() == 1  # not given back a second time
+    assert emitted_metrics(capsys.readouterr().out).get("TranscriptsRecovered") == 1  # recovered once
+
+    # Once finished, a further duplicate changes nothing.
+    assert send(invoke, call.call_sid, "completed", 3, CallDuration="61").json() == {"applied": False}
+    assert aws.store.require_call(call.call_sid).finished_at == record.finished_at
+
+
+def test_a_finish_that_timed_out_in_the_grace_wait_is_redone(aws, invoke, make_call, monkeypatch):
+    call = make_call(stream_sid="MZ" + "3" * 32)
+
+    def lambda_timed_out(seconds: float) -> None:
+        raise TimeoutError("the function ran out of time")
+
+    monkeypatch.setattr("lambdas.logic.call_status.time.sleep", lambda_timed_out)
+    assert send(invoke, call.call_sid, "completed", 2, CallDuration="5").status == 500
+    assert aws.store.require_call(call.call_sid).finished_at is None
+    assert aws.store.active_calls() == 0  # the seat was given back before the wait
+
+    monkeypatch.setenv("TRANSCRIPT_GRACE_SECONDS", "0")
+    assert send(invoke, call.call_sid, "completed", 2, CallDuration="5").json() == {"applied": True}
+    record = aws.store.require_call(call.call_sid)
+    assert record.finished_at is not None
+    assert record.outcome is CallOutcome.ERROR
+    assert aws.store.active_calls() == 0
+
+
+def test_a_late_non_terminal_callback_does_not_finish_anything(aws, invoke, make_call):
+    call = make_call(status=CallStatus.RINGING)
+    send(invoke, call.call_sid, "completed", 3, CallDuration="1")
+    finished = aws.store.require_call(call.call_sid)
+    assert send(invoke, call.call_sid, "in-progress", 2).json() == {"applied": False}
+    assert aws.store.require_call(call.call_sid) == finished
+
+
+def test_status_logs_carry_the_call_sid_and_never_a_full_number(aws, invoke, make_call, logs):
+    from tests.unit.lambdas.events import AGENT_NUMBER, CALLER_NUMBER
+
+    call = make_call(status=CallStatus.RINGING)
+    # Twilio's status callbacks carry the numbers too; none of them may reach the logs.
+    send(invoke, call.call_sid, "completed", 2, CallDuration="5", From=CALLER_NUMBER, To=AGENT_NUMBER)
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+    assert lines
+    assert all(line["correlation_id"] == call.call_sid for line in lines)
+    assert CALLER_NUMBER not in logs.getvalue()
+    assert AGENT_NUMBER not in logs.getvalue()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from botocore.client import BaseClient
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcore import stream_token
 from callcore.models import CallDirection, CallOutcome, CallStatus
+from callcore.store import CallStore
 from lambdas.handlers import incoming_call
 from tests.unit.lambdas.conftest import emitted_metrics
 from tests.unit.lambdas.events import (
@@ -100,8 +105,7 @@ def _rejected(aws, invoke, capsys, event) -> None:
     call_sid = voice_params(new_call_sid())["CallSid"]  # any sid: the table must hold no call at all
     assert aws.store.get_call(call_sid) is None
     assert aws.store.active_calls() == 0
-    scan = aws.store.client.scan(TableName=aws.store.table_name)
-    assert scan["Count"] == 0
+    assert aws.written_items() == []
     assert emitted_metrics(capsys.readouterr().out).get("RejectedSignatures") == 1
 
 
@@ -175,6 +179,84 @@ def test_over_capacity_dials_the_human_line(aws, invoke, monkeypatch, capsys):
     assert invoke(incoming_call.handler, twilio_event(PATH, voice_params(call_sid))).body == answer.body
 
 
+def test_two_calls_racing_for_the_last_seat_take_it_once(aws, monkeypatch):
+    """Capacity is checked and taken in one transaction: two webhooks deciding at the same moment cannot both take
+    the last seat (a read-then-increment would let both through and exceed MAX_CONCURRENT_CALLS)."""
+    from callcore.models import CallDirection
+    from lambdas.logic.incoming_call import answer_call
+    from lambdas.models import VoiceWebhook
+    from lambdas.settings import load_settings
+
+    monkeypatch.setenv("MAX_CONCURRENT_CALLS", "2")
+    aws.store.adjust_active_calls(+1)
+    # Both webhooks read all they want before either writes anything; then their requests reach DynamoDB one at a
+    # time (DynamoDB applies each atomically; moto does not when two threads call it at once).
+    both_read = threading.Barrier(2, timeout=10)
+    one_at_a_time = threading.Lock()
+    writing: set[int] = set()
+    real_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def reads_first_then_serialized(self, operation, params):
+        if operation in {"PutItem", "UpdateItem", "TransactWriteItems"} and threading.get_ident() not in writing:
+            writing.add(threading.get_ident())
+            both_read.wait()
+        with one_at_a_time:
+            return real_call(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", reads_first_then_serialized)
+    settings = load_settings()
+    webhooks = [VoiceWebhook.model_validate(voice_params(new_call_sid())) for _ in range(2)]
+
+    def answer(webhook: VoiceWebhook) -> str:
+        # The logic, not the handler: one resolver instance serves one request at a time, like a Lambda environment.
+        return answer_call(
+            webhook, CallDirection.INBOUND, settings=settings, store=CallStore(aws.store.table_name),
+            api_base_url=API_BASE,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(answer, webhooks))
+
+    connected = [xml for xml in answers if parse_twiml(xml).find("./Connect/Stream") is not None]
+    assert len(connected) == 1
+    assert aws.store.active_calls() == 2
+    outcomes = sorted(str(aws.store.require_call(w.call_sid).outcome) for w in webhooks)
+    assert outcomes == ["None", "overflow_to_human"]
+
+
+def test_a_failed_admission_leaves_no_uncounted_record_and_the_retry_counts_it(aws, invoke, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def dynamodb_fails(**kwargs):
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "TransactWriteItems")
+
+    call_sid = new_call_sid()
+    with monkeypatch.context() as patched:
+        patched.setattr(aws.store.client, "transact_write_items", dynamodb_fails)
+        assert invoke(incoming_call.handler, twilio_event(PATH, voice_params(call_sid))).status == 500
+    assert aws.store.get_call(call_sid) is None
+
+    retried = invoke(incoming_call.handler, twilio_event(PATH, voice_params(call_sid)))
+    assert parse_twiml(retried.body).find("./Connect/Stream") is not None
+    assert aws.store.active_calls() == 1
+    invoke(incoming_call.handler, twilio_event(PATH, voice_params(call_sid)))  # Twilio retries again
+    assert aws.store.active_calls() == 1
+
+
+def test_an_overflow_call_ending_gives_back_no_seat(aws, invoke, monkeypatch):
+    from lambdas.handlers import call_status
+    from tests.unit.lambdas.events import status_params
+
+    monkeypatch.setenv("MAX_CONCURRENT_CALLS", "1")
+    admitted, overflow = new_call_sid(), new_call_sid()
+    invoke(incoming_call.handler, twilio_event(PATH, voice_params(admitted)))
+    invoke(incoming_call.handler, twilio_event(PATH, voice_params(overflow)))
+    assert aws.store.require_call(overflow).outcome is CallOutcome.OVERFLOW_TO_HUMAN
+    completed = status_params(overflow, "completed", 3, CallDuration="30")
+    invoke(call_status.handler, twilio_event("/twilio/status", completed))
+    assert aws.store.active_calls() == 1  # the admitted call still holds its seat
+
+
 def test_unhealthy_relay_sends_the_call_to_the_human_line(aws, invoke):
     aws.store.set_relay_health(False, reason="alarm: relay 5xx")
     call_sid = new_call_sid()
@@ -182,6 +264,26 @@ def test_unhealthy_relay_sends_the_call_to_the_human_line(aws, invoke):
     assert text(parse_twiml(answer.body), "./Dial") == HUMAN_NUMBER
     assert aws.store.require_call(call_sid).outcome is CallOutcome.OVERFLOW_TO_HUMAN
     assert aws.store.active_calls() == 0
+
+
+def test_without_a_recent_relay_heartbeat_the_call_goes_to_the_human_line(aws, invoke):
+    from callcore.models import utc_now
+    from callcore.store import FLEET_PK, RELAY_HEARTBEAT_MAX_AGE, RELAY_HEARTBEAT_SK
+
+    # The only relay stopped beating (crashed, or cannot reach DynamoDB): no operator mark is needed.
+    aws.store.client.delete_item(
+        TableName=aws.store.table_name, Key={"pk": {"S": FLEET_PK}, "sk": {"S": RELAY_HEARTBEAT_SK}}
+    )
+    aws.store.record_heartbeat("relay-task-1", at=utc_now() - RELAY_HEARTBEAT_MAX_AGE - timedelta(seconds=5))
+    call_sid = new_call_sid()
+    answer = invoke(incoming_call.handler, twilio_event(PATH, voice_params(call_sid)))
+    assert text(parse_twiml(answer.body), "./Dial") == HUMAN_NUMBER
+    assert aws.store.require_call(call_sid).outcome is CallOutcome.OVERFLOW_TO_HUMAN
+    assert aws.store.active_calls() == 0
+
+    aws.store.record_heartbeat("relay-task-2")  # a relay is back
+    admitted = invoke(incoming_call.handler, twilio_event(PATH, voice_params(new_call_sid())))
+    assert parse_twiml(admitted.body).find("./Connect/Stream") is not None
 
 
 def test_over_capacity_without_a_human_line_apologises_and_hangs_up(aws, invoke, monkeypatch):
@@ -210,7 +312,7 @@ def test_missing_or_malformed_parameter_is_a_400_naming_it(aws, invoke, params, 
     assert answer.status == 400
     assert answer.json()["field"] == field
     assert field in answer.json()["message"]
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_unknown_direction_query_is_a_400(aws, invoke):
@@ -218,7 +320,7 @@ def test_unknown_direction_query_is_a_400(aws, invoke):
     answer = invoke(incoming_call.handler, event)
     assert answer.status == 400
     assert answer.json()["field"] == "direction"
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_logs_carry_the_call_sid_and_never_a_full_number(aws, invoke, logs):

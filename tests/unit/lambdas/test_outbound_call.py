@@ -139,7 +139,7 @@ def test_bad_destination_or_body_is_a_400_and_nothing_happens(aws, twilio, invok
     assert result.status == 400
     assert result.json()["field"] == field
     assert twilio.requests == []
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_a_number_twilio_refuses_is_a_422_naming_to(aws, twilio, invoke):
@@ -147,13 +147,13 @@ def test_a_number_twilio_refuses_is_a_422_naming_to(aws, twilio, invoke):
     result = place(invoke, {"to": CALLEE})
     assert result.status == 422
     assert result.json()["field"] == "to"
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_twilio_failure_is_a_502(aws, twilio, invoke):
     twilio.fail_next(status=500, code=20500, message="internal error")
     assert place(invoke, {"to": CALLEE}).status == 502
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_no_outbound_calls_at_capacity_or_without_a_caller_id(aws, twilio, invoke, monkeypatch):
@@ -168,3 +168,35 @@ def test_no_outbound_calls_at_capacity_or_without_a_caller_id(aws, twilio, invok
     assert unconfigured.status == 503
     assert "TWILIO_PHONE_NUMBER" in unconfigured.json()["message"]
     assert twilio.requests == []
+
+
+def test_outbound_logs_carry_the_call_sid_and_only_the_masked_callee(aws, twilio, invoke, logs):
+    import json
+
+    result = place(invoke, {"to": CALLEE, "context": "call back on +1 500 555 0166 about Saturday"})
+    call_sid = result.json()["callSid"]
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+    [placed] = [line for line in lines if line["message"] == "outbound call placed"]
+    assert placed["correlation_id"] == call_sid
+    assert placed["callee"] == "+1******0177"
+    assert CALLEE not in logs.getvalue()
+    assert "555 0166" not in logs.getvalue()
+
+
+def test_an_answered_call_takes_its_seat_once_and_only_if_one_is_free(aws, twilio, invoke, monkeypatch):
+    monkeypatch.setenv("MAX_CONCURRENT_CALLS", "1")
+    first = place(invoke, {"to": CALLEE}).json()["callSid"]
+    second = place(invoke, {"to": CALLEE}).json()["callSid"]  # the pre-check passes: nobody is on the agent yet
+
+    connected = answer(invoke, first)
+    assert parse_twiml(connected.body).find("./Connect/Stream") is not None
+    assert answer(invoke, first).body == connected.body  # Twilio's retry: same answer, no second seat
+    assert aws.store.active_calls() == 1
+
+    # The last seat went to the first callee: the second is sent to the human line, counted nowhere.
+    full = answer(invoke, second)
+    assert parse_twiml(full.body).find("./Connect") is None
+    record = aws.store.require_call(second)
+    assert record.outcome is CallOutcome.OVERFLOW_TO_HUMAN
+    assert record.stream_token_expiry is None
+    assert aws.store.active_calls() == 1

@@ -126,4 +126,4 @@ def test_an_unreadable_secret_is_a_500_that_names_the_variable_not_the_value(aws
     assert answer.status == 500
     assert answer.json() == {"error": "Internal Server Error", "message": "misconfigured"}
     assert "TWILIO_AUTH_TOKEN_ARN: could not read the secret" in logs.getvalue()
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []

@@ -46,7 +46,7 @@ def test_stream_error_for_an_unknown_call_writes_nothing(aws, invoke):
     answer = invoke(stream_status.handler, twilio_event(PATH, stream_params(new_call_sid(), "stream-error")))
     assert answer.status == 200
     assert answer.json() == {"recorded": False}
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_bad_signature_and_bad_event_are_refused(aws, invoke, make_call):

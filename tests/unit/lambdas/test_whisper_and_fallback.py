@@ -80,7 +80,7 @@ def test_fallback_dials_the_human_line(aws, invoke):
     expected = VoiceResponse()
     expected.dial(HUMAN_NUMBER)
     assert answer.body == str(expected.to_xml())
-    assert aws.store.client.scan(TableName=aws.store.table_name)["Count"] == 0
+    assert aws.written_items() == []
 
 
 def test_fallback_without_a_human_line_apologises(aws, invoke, monkeypatch):
