@@ -1,7 +1,9 @@
-"""Phone numbers are personal data: logs and analytics see them masked."""
+"""Phone numbers are personal data: logs and analytics see them masked, or as a keyed hash."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 _PHONE = re.compile(r"^\+?\d{5,15}$")
@@ -22,3 +24,25 @@ def mask_phone(number: str | None) -> str:
         return compact[:head] + "*" * (len(compact) - head - 4) + compact[-4:]
     scheme, sep, _ = number.partition(":")
     return f"{scheme}:***" if sep and scheme.isalpha() and len(scheme) <= 10 else "***"
+
+
+# A run of at least five digits, possibly spaced or punctuated as people write phone numbers ("+1 (415) 555-0123").
+# Fewer digits ("a table for 4", "at 7:30") are not a number anyone can be reached on and stay readable.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().-]*\d){4,}")
+
+
+def mask_digits(text: str | None) -> str:
+    """Free text (e.g. the model's reason for a transfer) with every phone-number-like digit run masked.
+
+    `call me on +1 415-555-0123 please` -> `call me on +1******0123 please`: the same shape `mask_phone` gives.
+    """
+    if not text:
+        return ""
+    return _DIGIT_RUN.sub(lambda match: mask_phone(match.group(0)), text)
+
+
+def caller_hash(hash_key: bytes, number: str) -> str:
+    """A keyed hash of a phone number: lets analysts count repeat callers (the S3 call summaries) and the relay
+    recognise a returning one (`callcore.callers`) without storing the number. Without the key it cannot be matched
+    back to a number by hashing every possible one."""
+    return hmac.new(hash_key, number.encode(), hashlib.sha256).hexdigest()[:32]

@@ -11,8 +11,6 @@ callers without reading anyone's number.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -21,7 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from callcore.aws import s3_client
-from callcore.masking import mask_phone
+from callcore.masking import caller_hash, mask_phone
 from callcore.models import CallRecord, ToolCall, TranscriptTurn
 
 if TYPE_CHECKING:
@@ -126,7 +124,7 @@ class CallSummaryLine(BaseModel):
             call_sid=record.call_sid,
             direction=record.direction.value,
             caller_masked=mask_phone(caller),
-            caller_hash=hmac.new(hash_key, caller.encode(), hashlib.sha256).hexdigest()[:32],
+            caller_hash=caller_hash(hash_key, caller),
             called_masked=mask_phone(called),
             status=record.status.value,
             outcome=record.outcome.value if record.outcome else None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 
@@ -19,6 +18,14 @@ from relay.app import create_app, start_draining, wait_for_calls
 from relay.settings import RelaySettings
 
 log = logging.getLogger("relay")
+
+
+def configure_logging(settings: RelaySettings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.value,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,  # stdout carries the EMF metric documents
+    )
 
 
 async def serve(settings: RelaySettings) -> None:
@@ -43,16 +50,12 @@ async def serve(settings: RelaySettings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,  # stdout carries the EMF metric documents
-    )
     try:
         settings = RelaySettings.from_env()
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
+    configure_logging(settings)
     asyncio.run(serve(settings))
     return 0
 

@@ -4,8 +4,9 @@ Audio path (kept minimal, no parsing beyond `json.loads`, no re-encoding):
   caller  -> Twilio `media` payload          -> `input_audio_buffer.append` (same base64 string)
   model   -> `response.output_audio.delta`   -> Twilio `media` (same base64 string) + a `mark` after each chunk
 
-Everything slow (tools, call control, store writes) runs in tasks this session owns; teardown cancels and awaits
-them all, closes both sockets within `close_timeout_seconds` each, and writes the records.
+Everything slow (tools, call control, store writes) runs in tasks this session owns; teardown cancels them, closes
+both sockets at once (each within `close_timeout_seconds`), waits for the tasks no longer than that, and writes the
+records. A task that ignores cancellation therefore cannot keep a model session billing or a caller's line open.
 
 Seams for resilience work: the model connection is `self._model` (replaceable), timers live in `_call_timer`.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -25,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from callcore.callers import CallerDirectory
 from callcore.masking import mask_phone
 from callcore.metric_names import RelayMetric
 from callcore.models import CallOutcome, ToolCall, utc_now
@@ -37,6 +40,7 @@ from relay.greeting import RenderedGreeting
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
 from relay.playback import PlaybackTracker
+from relay.prompt import FIRST_TIME, CallerHistory, render_instructions
 from relay.realtime import RealtimeConnectError, RealtimeConnection
 from relay.records import CallRecorder, cut_text, usage_from_response_done
 from relay.settings import RelaySettings
@@ -60,9 +64,23 @@ log = logging.getLogger(__name__)
 GREETING_ITEM = "greeting"
 MAX_BUFFERED_CALLER_FRAMES = 500  # 10 s of 20 ms frames while the model session gets ready
 HANDOFF_WAIT_SECONDS = 20.0  # bound on waiting for the goodbye / hand-off sentence to be heard
-FAILOVER_TRANSFER_SECONDS = 3.0
+# The one deliberate exception to closing Twilio's side within CLOSE_TIMEOUT_SECONDS of the model going away: the
+# stream must stay open while the fail-over transfer is requested, because closing a <Connect><Stream> ends the call
+# (no TwiML follows it) and the caller would be dropped instead of handed to a human. The transfer endpoint answers in
+# well under a second when warm and about 1.5 s on a Lambda cold start; past 2 s the caller has sat in silence long
+# enough, and Twilio's side is closed as soon as the attempt ends, whatever its result.
+FAILOVER_TRANSFER_SECONDS = 2.0
+# A pending end_call hang-up is cancelled when the caller speaks over the goodbye; the model is told so.
+GOODBYE_INTERRUPTED = (
+    "The caller started speaking during your goodbye, so the call was not ended. Listen to them and continue the "
+    "conversation; call end_call again only after a new goodbye."
+)
 # Less audio than this left to play is not worth a clear/truncate (and is within the mark/clock disagreement).
 BARGE_IN_MIN_REMAINING_MS = 20
+# While the cached greeting plays, the model's instructions may wait this long for the caller's history, so they go
+# out complete in one session.update; a slower read is sent as a second update when it arrives.
+HISTORY_WAIT_SECONDS = 0.25
+BOOKING_TOOL = "book_appointment"  # its `name` argument is kept on the caller's profile
 RECOVERABLE_MODEL_ERRORS = frozenset({"conversation_already_has_active_response", "response_cancel_not_active"})
 
 
@@ -173,7 +191,26 @@ class CallSession:
         self._greeting_seed: str | None = None
         self._greeting_seeded = False
         self._greeting_live_pending = greeting is None  # cold cache: the model greets as soon as it is ready
+        # Whether the caller is known: read while the greeting plays, written once at the end of the call.
+        self._callers = CallerDirectory(
+            deps.store.table_name,
+            hash_key=self._settings.caller_hash_key,
+            retention_days=self._settings.caller_profile_retention_days,
+        )
+        self._history: CallerHistory = None
+        self._history_task: asyncio.Task[Any] | None = None
+        self._instructions_sent = False
+        self._booking_name: str | None = None
         self._handoff_started = False
+        self._handoff_task: asyncio.Task[Any] | None = None
+        self._handoff_action: TransferRequest | EndCallRequest | None = None
+        self._handoff_committed = False  # the transfer/hang-up request is on its way: too late to cancel
+        # Items the relay added that the model has not answered yet (function outputs, system instructions): sent but
+        # not yet confirmed by the server, or confirmed before the latest response.created (which then reads them).
+        # The server's event order decides, so a response that crossed the relay's response.create on the wire is
+        # known to have answered them.
+        self._inputs_unconfirmed = 0
+        self._input_unanswered = False
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -182,6 +219,8 @@ class CallSession:
         try:
             if self._greeting is not None:
                 await self._play_cached_greeting(self._greeting)
+            # After the greeting's audio is on its way: the lookup must never delay the first words.
+            self._history_task = self._spawn(self._load_caller_history(), "caller-history")
             self._spawn(self._model_main(), "model")
             self._spawn(self._call_timer(), "call-timer")
             await self._twilio_loop()
@@ -217,20 +256,72 @@ class CallSession:
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
         close_timeout = self._settings.close_timeout_seconds
-        closes = [self._twilio.close(CloseCode.NORMAL, "call ended")]
-        if self._model is not None:
-            closes.append(self._model.close(close_timeout))
-        await asyncio.gather(*closes, return_exceptions=True)
+        # Both sockets close first and together: the model session bills until closed, and the caller must not sit
+        # on an open line while the call's tasks wind down. Waiting for those tasks is bounded by the same timeout.
+        model = self._model
+        closes: list[Coroutine[Any, Any, Any]] = [self._twilio.close(CloseCode.NORMAL, "call ended")]
+        if model is not None:
+            closes.append(model.close(close_timeout))
+        await asyncio.gather(*closes, self._wait_for_tasks(tasks, close_timeout), return_exceptions=True)
+        if self._model is not None and self._model is not model:
+            await self._model.close(close_timeout)  # acquired while the call ended: never leave it open
         self._record_open_utterances()
         outcome = self._outcome or CallOutcome.CALLER_HUNG_UP
         self._deps.metrics.record(RelayMetric.CALL_DURATION, round(time.monotonic() - self._started_at, 3), "Seconds")
         record = await self.recorder.finish(outcome)
+        await self._count_caller_call(outcome)
         if record is not None and record.estimated_cost_usd is not None:
             self._deps.metrics.record(RelayMetric.CALL_COST, float(record.estimated_cost_usd), "None")
         log.info("call %s ended: %s", self.call_sid, outcome.value)
+
+    async def _wait_for_tasks(self, tasks: list[asyncio.Task[Any]], timeout: float) -> None:  # noqa: ASYNC109
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=timeout)
+        if stuck:
+            names = ", ".join(sorted(task.get_name().split(":")[0] for task in stuck))
+            log.error("call %s: %d task(s) ignored cancellation at teardown: %s", self.call_sid, len(stuck), names)
+
+    # ---- the caller's history ----------------------------------------------------------------------------------
+
+    async def _load_caller_history(self) -> None:
+        number = self._record.caller_number
+        if not self._callers.tracks(number):
+            return
+        try:
+            profile = await asyncio.to_thread(self._callers.get, number)
+        except Exception as error:
+            # The call goes on without it: the prompt then simply does not say whether the caller is known.
+            log.warning("call %s: caller profile not read (%s)", self.call_sid, type(error).__name__)
+            return
+        self._history = profile if profile is not None else FIRST_TIME
+        if self._instructions_sent and self._model is not None:
+            # The model session was ready first: complete its instructions now.
+            await self._model.send(realtime.instructions_update(self._current_instructions()))
+
+    def _current_instructions(self) -> str:
+        if self._history is None:
+            return self._instructions
+        return render_instructions(self._settings, self._record, greeting=self._greeting_text, history=self._history)
+
+    async def _count_caller_call(self, outcome: CallOutcome) -> None:
+        try:
+            await asyncio.to_thread(
+                self._callers.record_call,
+                self._record.caller_number,
+                at=self._record.created_at,
+                outcome=outcome,
+                booking_name=self._booking_name,
+            )
+        except Exception as error:
+            log.warning("call %s: caller profile not updated (%s)", self.call_sid, type(error).__name__)
+
+    def _note_booking_name(self, arguments: str) -> None:
+        with contextlib.suppress(ValueError, AttributeError):
+            name = json.loads(arguments).get("name")
+            if isinstance(name, str) and name.strip():
+                self._booking_name = name
 
     # ---- Twilio -> relay ---------------------------------------------------------------------------------------
 
@@ -264,7 +355,13 @@ class CallSession:
                 return
             elif message.type is aiohttp.WSMsgType.ERROR:
                 error = ws.exception()
-                log.warning("call %s: Twilio socket error (%s); closed %s", self.call_sid, error, ws.close_code)
+                if isinstance(error, aiohttp.WebSocketError):
+                    # aiohttp refused the frame itself (oversized: 1009, or a protocol violation) and closed the
+                    # socket: a bad frame, like the ones refused above, not a caller who hung up.
+                    log.warning("call %s: frame refused (%s); closed %s", self.call_sid, error, ws.close_code)
+                    self._outcome = self._outcome or CallOutcome.ERROR
+                else:
+                    log.warning("call %s: Twilio socket error (%s); closed %s", self.call_sid, error, ws.close_code)
                 return
 
     async def _on_caller_audio(self, payload: str) -> None:
@@ -321,7 +418,8 @@ class CallSession:
             return
         self._greeting_seeded = True
         if self._greeting_seed and self._model is not None:
-            await self._model.send(realtime.assistant_message(self._greeting_seed))
+            # At the root: the greeting came first, even when the caller's first turn was committed before this.
+            await self._model.send(realtime.assistant_message(self._greeting_seed, previous_item_id="root"))
 
     # ---- the model ---------------------------------------------------------------------------------------------
 
@@ -332,6 +430,10 @@ class CallSession:
             log.error("call %s: no model session (%s)", self.call_sid, error)
             self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
             await self._fail_over("the agent could not start")
+            return
+        if self._ending:
+            # The call ended while the session was being acquired (teardown may already have run).
+            await model.close(self._settings.close_timeout_seconds)
             return
         self._model = model
         try:
@@ -350,7 +452,14 @@ class CallSession:
 
     async def _bridge_model(self, model: RealtimeConnection) -> None:
         """Configure the acquired session for this call, then handle its events until it closes."""
-        await model.send(realtime.instructions_update(self._instructions))
+        history = self._history_task
+        if self._greeting is not None and history is not None and not history.done():
+            # The caller is listening to the cached greeting meanwhile: a short wait costs them nothing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HISTORY_WAIT_SECONDS):
+                    await asyncio.shield(history)
+        self._instructions_sent = True  # from here a late caller history is sent as its own update
+        await model.send(realtime.instructions_update(self._current_instructions()))
         while self._caller_backlog:
             await model.send(realtime.append_audio(self._caller_backlog.popleft()))
         self._model_ready.set()
@@ -362,19 +471,29 @@ class CallSession:
             await self._on_model_event(event)
 
     async def _fail_over(self, why: str) -> None:
-        """The model is gone for good: hand the caller to a human if possible, else end; never leave dead air."""
+        """The model is gone for good: hand the caller to a human if possible, else end; never leave dead air.
+
+        Twilio's side is closed as soon as the transfer attempt ends, whatever happened to it (see
+        FAILOVER_TRANSFER_SECONDS for why it stays open during the attempt)."""
         control = self._deps.call_control
-        if control is not None and self._settings.human_transfer_number and not self._ending:
-            try:
-                async with asyncio.timeout(FAILOVER_TRANSFER_SECONDS):
-                    await control.transfer(self.call_sid, reason="agent_unavailable", summary=why)
-            except (CallControlError, TimeoutError) as error:
-                log.error("call %s: fail-over transfer failed: %s", self.call_sid, error)
-            else:
-                self._deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
+        transferred = False
+        try:
+            if control is not None and self._settings.human_transfer_number and not self._ending:
+                try:
+                    async with asyncio.timeout(FAILOVER_TRANSFER_SECONDS):
+                        await control.transfer(self.call_sid, reason="agent_unavailable", summary=why)
+                except (CallControlError, TimeoutError) as error:
+                    log.error("call %s: fail-over transfer failed: %s", self.call_sid, error)
+                except Exception as error:
+                    log.error("call %s: fail-over transfer failed: %s", self.call_sid, type(error).__name__)
+                else:
+                    transferred = True
+                    self._deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
+        finally:
+            if transferred:
                 await self.end(CallOutcome.TRANSFERRED)
-                return
-        await self.end(CallOutcome.ERROR, code=CloseCode.GOING_AWAY, reason="model unavailable")
+            else:
+                await self.end(CallOutcome.ERROR, code=CloseCode.GOING_AWAY, reason="model unavailable")
 
     async def _on_model_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -387,6 +506,7 @@ class CallSession:
         elif kind == "response.created":
             self._response_active = True
             self._response_idle.clear()
+            self._input_unanswered = False  # this response reads every item the server confirmed before it
             response_id = (event.get("response") or {}).get("id")
             if response_id:
                 self._responses.setdefault(response_id, _ResponseState())
@@ -410,6 +530,13 @@ class CallSession:
             self._on_function_call(event)
         elif kind == "response.done":
             await self._on_response_done(event)
+        elif kind == "conversation.item.added":
+            item = event.get("item") or {}
+            if item.get("type") == "function_call_output" or (
+                item.get("type") == "message" and item.get("role") == "system"
+            ):
+                self._inputs_unconfirmed = max(0, self._inputs_unconfirmed - 1)
+                self._input_unanswered = True
         elif kind == "error":
             self._on_model_error(event)
 
@@ -434,6 +561,8 @@ class CallSession:
 
     async def _on_speech_started(self) -> None:
         self._caller_speech_started = utc_now()
+        # First: the pending hang-up must not run on the drained playback that the clear below causes.
+        await self._cancel_goodbye_if_pending()
         unplayed = self.playback.unplayed_items(min_remaining_ms=BARGE_IN_MIN_REMAINING_MS)
         if not unplayed:
             return
@@ -450,12 +579,28 @@ class CallSession:
                 utterance.interrupted = True
                 utterance.heard_ms = heard
             if item_id == GREETING_ITEM:
-                continue  # a local item: the seed below carries what was heard
+                # A local item the model never had: record what was heard and seed the model with exactly that.
+                if utterance is not None:
+                    self._record_utterance(item_id, utterance, heard_ms=heard, interrupted=True)
+                continue
             if heard and self._model is not None:
                 await self._model.send(realtime.truncate(item_id, heard))
             if utterance is not None and (utterance.text_final or utterance.generation_done):
                 self._record_utterance(item_id, utterance, heard_ms=heard, interrupted=True)
         log.info("call %s: barge-in over %s", self.call_sid, ", ".join(unplayed))
+
+    async def _cancel_goodbye_if_pending(self) -> None:
+        """The caller speaks while the end_call goodbye is still to be heard: do not hang up on them."""
+        task, action = self._handoff_task, self._handoff_action
+        if task is None or task.done() or self._handoff_committed or not isinstance(action, EndCallRequest):
+            return
+        task.cancel()  # synchronous: the hand-off cannot reach its hang-up after this
+        self._handoff_task = self._handoff_action = None
+        self._handoff_started = False
+        log.info("call %s: the caller spoke over the goodbye; the call continues", self.call_sid)
+        # The server's turn detection answers the caller's new turn; this note makes that answer carry on the call.
+        if self._model is not None:
+            await self._send_input(self._model, realtime.system_message(GOODBYE_INTERRUPTED))
 
     def _on_transcript_done(self, item_id: str, transcript: str) -> None:
         utterance = self._utterances.get(item_id)
@@ -511,7 +656,11 @@ class CallSession:
         self._response_active = False
         if self._response_wanted and self._tools_in_flight == 0:
             self._response_wanted = False
-            await self._request_response()
+            # Only when something the relay added is still unanswered: a response the server's turn detection
+            # started after the function output already answered it, and asking again would make the agent talk
+            # twice.
+            if self._input_unanswered or self._inputs_unconfirmed:
+                await self._request_response()
         if not self._response_active:
             self._response_idle.set()
 
@@ -523,6 +672,11 @@ class CallSession:
         if code not in RECOVERABLE_MODEL_ERRORS:
             self._deps.metrics.record(RelayMetric.MODEL_ERRORS, 1, "Count")
         log.warning("call %s: model error %s: %s", self.call_sid, code, str(error.get("message"))[:200])
+
+    async def _send_input(self, model: RealtimeConnection, event: dict[str, Any]) -> None:
+        """Add an item the model must answer (a function output or a system instruction)."""
+        self._inputs_unconfirmed += 1
+        await model.send(event)
 
     async def _request_response(self, instructions: str | None = None) -> None:
         """`response.create`, never while a response is active (then it is sent when that one is done)."""
@@ -548,7 +702,35 @@ class CallSession:
         )
 
     async def _run_tool(self, call_id: str, name: str, arguments: str, response: _ResponseState) -> None:
-        started = time.monotonic()
+        """Run one tool off the audio path and give the model its result. Whatever fails here (the registry already
+        turns a tool's own errors into results), the model still gets an error result and is asked to go on, and the
+        in-flight count always drops: otherwise the caller would wait in dead air for an answer that never comes."""
+        action: TransferRequest | EndCallRequest | None = None
+        try:
+            started = time.monotonic()
+            try:
+                outcome = await self._call_tool(name, arguments)
+                output, ok, action = dumps_compact(outcome.output), outcome.ok, outcome.action
+            except Exception as error:
+                log.error("call %s: tool %s failed outside the registry: %s", self.call_sid, name, type(error).__name__)
+                output = dumps_compact(
+                    {"error": f"The {name} tool failed unexpectedly. Apologise briefly and offer to help another way."}
+                )
+                ok = False
+            self._note_tool_call(call_id, name, arguments, output, ok=ok, duration_s=time.monotonic() - started)
+            model = self._model
+            if model is not None:
+                await self._send_input(model, realtime.function_call_output(call_id, output))
+        finally:
+            self._tools_in_flight -= 1
+        if action is not None:
+            if not self._handoff_started:  # one hand-off at a time; the one under way stays the one to cancel
+                self._handoff_action = action
+                self._handoff_task = self._spawn(self._hand_off(action, response), "hand-off")
+        elif self._tools_in_flight == 0:
+            await self._request_response()
+
+    async def _call_tool(self, name: str, arguments: str) -> ToolOutcome:
         ctx = ToolContext(
             call_sid=self.call_sid,
             caller_number=self._record.caller_number,
@@ -560,33 +742,34 @@ class CallSession:
             # The registry applies the tool timeout itself; this outer bound only guards against a tool that
             # ignores cancellation.
             async with asyncio.timeout(self._settings.tool_timeout_seconds + 2.0):
-                outcome = await self._deps.tools.run(name, arguments, ctx)
+                return await self._deps.tools.run(name, arguments, ctx)
         except TimeoutError:
-            outcome = ToolOutcome(output={"error": f"{name} did not answer in time"}, ok=False)
-        duration = round((time.monotonic() - started) * 1000)
-        self._deps.metrics.record(RelayMetric.TOOL_LATENCY, duration, "Milliseconds")
-        if not outcome.ok:
-            self._deps.metrics.record(RelayMetric.TOOL_ERRORS, 1, "Count")
-        output = dumps_compact(outcome.output)
-        self.recorder.tool_call(
-            ToolCall(
-                call_id=call_id, name=name, arguments=arguments, result=output, ok=outcome.ok, duration_ms=duration
+            return ToolOutcome(output={"error": f"{name} did not answer in time"}, ok=False)
+
+    def _note_tool_call(
+        self, call_id: str, name: str, arguments: str, output: str, *, ok: bool, duration_s: float
+    ) -> None:
+        """Metrics and the transcript's record of a tool call; a failure here never keeps the result from the model."""
+        try:
+            duration = round(duration_s * 1000)
+            self._deps.metrics.record(RelayMetric.TOOL_LATENCY, duration, "Milliseconds")
+            if not ok:
+                self._deps.metrics.record(RelayMetric.TOOL_ERRORS, 1, "Count")
+            self.recorder.tool_call(
+                ToolCall(call_id=call_id, name=name, arguments=arguments, result=output, ok=ok, duration_ms=duration)
             )
-        )
-        model = self._model
-        if model is not None:
-            await model.send(realtime.function_call_output(call_id, output))
-        self._tools_in_flight -= 1
-        if outcome.action is not None:
-            self._spawn(self._hand_off(outcome.action, response), "hand-off")
-        elif self._tools_in_flight == 0:
-            await self._request_response()
+            if ok and name == BOOKING_TOOL:
+                self._note_booking_name(arguments)
+        except Exception:
+            log.exception("call %s: could not record tool call %s", self.call_sid, name)
 
     async def _hand_off(self, action: TransferRequest | EndCallRequest, response: _ResponseState) -> None:
-        """Transfer or hang up once the agent's last words have been heard."""
+        """Transfer or hang up once the agent's last words have been heard. Until the request goes out, an end_call
+        hand-off is cancelled if the caller speaks (see `_cancel_goodbye_if_pending`)."""
         if self._handoff_started:
             return
         self._handoff_started = True
+        self._handoff_committed = False
         transfer = isinstance(action, TransferRequest)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANDOFF_WAIT_SECONDS):
@@ -597,6 +780,7 @@ class CallSession:
                     await self._request_response()
                     await self._response_idle.wait()
                 await self.playback.wait_drained()
+        self._handoff_committed = True
         control = self._deps.call_control
         if control is None:
             log.error("call %s: no CALL_CONTROL_URL; closing the stream instead", self.call_sid)
@@ -613,14 +797,16 @@ class CallSession:
         except CallControlError as error:
             log.error("call %s: call control failed: %s", self.call_sid, error)
             self._handoff_started = False
+            self._handoff_committed = False
             model = self._model
             if model is not None:
-                await model.send(
+                await self._send_input(
+                    model,
                     realtime.system_message(
                         "The transfer could not be completed. Apologise briefly and offer to take a message."
                         if transfer
                         else "The call could not be ended automatically; the caller may hang up."
-                    )
+                    ),
                 )
             if transfer:
                 await self._request_response()
@@ -634,11 +820,12 @@ class CallSession:
         await asyncio.sleep(warn_after)
         await self._model_ready.wait()
         if self._model is not None:
-            await self._model.send(
+            await self._send_input(
+                self._model,
                 realtime.system_message(
                     "The call is about to reach its time limit. "
                     "Wrap up politely in one or two sentences and say goodbye."
-                )
+                ),
             )
             await self._request_response()
         await asyncio.sleep(settings.max_call_seconds - warn_after)

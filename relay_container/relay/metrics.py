@@ -2,8 +2,10 @@
 extracts the metrics). One JSON line per value, dimension `Service`, nothing else: no call ids, no numbers, so no
 personal data can reach a metric.
 
-`ActiveCalls` is what the service scales on: it is written on every change and every 10 s by the reporter, and
-listeners (task scale-in protection) hear each change.
+`ActiveCalls` is what the service scales on: it is written only by the reporter, on a fixed interval (10 s). Writing
+it on every change too would give a busy task more data points per minute than an idle one, tilting the target
+tracking policy's `Average` towards the busy tasks. The live count (`active_calls`) and the listeners (task scale-in
+protection) still follow every change.
 """
 
 from __future__ import annotations
@@ -112,8 +114,7 @@ class RelayMetrics:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     def _set_active_calls(self, count: int) -> None:
-        self._active_calls = count
-        self.record(ACTIVE_CALLS, count, "Count")
+        self._active_calls = count  # no data point here: see the module docstring
         for callback in list(self._listeners):
             try:
                 result = callback(count)

@@ -1,5 +1,5 @@
 """The system prompt: the template in RELAY_PROMPT_FILE, filled with the call's own context (local time, whether the
-business is open, direction, what the agent already said)."""
+business is open, direction, whether the caller is known, what the agent already said)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
+from callcore.callers import CallerProfile
 from callcore.models import CallDirection, CallRecord, utc_now
 from relay.settings import RelaySettings
+
+
+class FirstTimeCaller:
+    """The caller directory was read and has no profile for this number."""
+
+
+FIRST_TIME = FirstTimeCaller()
+# None: not looked up (yet, or the lookup failed, or the number is withheld): the prompt says nothing either way.
+CallerHistory = CallerProfile | FirstTimeCaller | None
 
 
 @cache
@@ -24,19 +34,45 @@ def _time_of_day(local: datetime) -> str:
     return "evening"
 
 
+def describe_history(history: CallerHistory, settings: RelaySettings) -> str | None:
+    if isinstance(history, FirstTimeCaller):
+        return "first-time caller"
+    if history is None:
+        return None
+    calls = "1 previous call" if history.call_count == 1 else f"{history.call_count} previous calls"
+    last = history.last_call_at.astimezone(settings.timezone).strftime("%Y-%m-%d")
+    text = f"returning caller, {calls}, last on {last}"
+    if history.booking_name:
+        # The caller dictated this name to the agent: quoted and flattened so it cannot read as an instruction.
+        name = " ".join(history.booking_name.replace('"', "'").split())[:100]
+        text += f', name on their last booking: "{name}" (confirm it before using it)'
+    return text
+
+
 def render_instructions(
-    settings: RelaySettings, record: CallRecord, *, greeting: str, now: datetime | None = None
+    settings: RelaySettings,
+    record: CallRecord,
+    *,
+    greeting: str,
+    now: datetime | None = None,
+    history: CallerHistory = None,
 ) -> str:
     local = (now or utc_now()).astimezone(settings.timezone)
+    known = describe_history(history, settings)
     hours = settings.weekly_hours
     if record.direction is CallDirection.OUTBOUND:
         direction = "outbound: you called them"
         caller = "the person you called on behalf of the business"
+        if known:
+            caller += f" ({known})"
         if record.context:
             caller += f"; you are calling about: {record.context}"
     else:
         direction = "inbound: they called the business"
-        caller = "a caller; you do not know their name or history yet, so ask when you need it"
+        if known:
+            caller = f"a {known}; ask for their name when you need it"
+        else:
+            caller = "a caller; you do not know their name or history yet, so ask when you need it"
     return _template(settings.prompt_file).format(
         business_name=settings.business_name,
         local_time=local.strftime("%H:%M"),

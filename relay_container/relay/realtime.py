@@ -195,12 +195,17 @@ def function_call_output(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
-def assistant_message(text: str) -> dict[str, Any]:
-    """Seeds the conversation with words the agent already said (the cached greeting)."""
-    return {
+def assistant_message(text: str, *, previous_item_id: str | None = None) -> dict[str, Any]:
+    """Seeds the conversation with words the agent already said (the cached greeting). `previous_item_id="root"`
+    puts the item at the start of the conversation (GA: "If set to `root`, the new item will be added to the
+    beginning of the conversation"), where it belongs even if a caller turn was committed before it was sent."""
+    event: dict[str, Any] = {
         "type": "conversation.item.create",
         "item": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]},
     }
+    if previous_item_id is not None:
+        event["previous_item_id"] = previous_item_id
+    return event
 
 
 def system_message(text: str) -> dict[str, Any]:

@@ -32,6 +32,14 @@ class TurnDetection(StrEnum):
     SEMANTIC_VAD = "semantic_vad"
 
 
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
 class VadEagerness(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
@@ -102,6 +110,11 @@ class RelaySettings(StorageSettings):
         default=None,
         alias="ECS_AGENT_URI",
         description="set by ECS; used for task scale-in protection while calls are live (unset locally)",
+    )
+    log_level: LogLevel = Field(
+        default=LogLevel.INFO,
+        alias="LOG_LEVEL",
+        description="DEBUG|INFO|WARNING|ERROR|CRITICAL (any case); the relay's log on stderr (stdout carries metrics)",
     )
     task_protection_minutes: int = Field(
         default=60,
@@ -244,6 +257,15 @@ class RelaySettings(StorageSettings):
         description="a Twilio frame larger than this closes the stream (1009)",
     )
 
+    caller_profile_retention_days: int = Field(
+        default=365,
+        alias="CALLER_PROFILE_RETENTION_DAYS",
+        ge=1,
+        le=3650,
+        description="a caller's profile (call count, last call; keyed by a hash of the number) expires this long "
+        "after their last call",
+    )
+
     # ---- cost ----------------------------------------------------------------------------------------------------
     price_audio_input: Price = Field(
         default=Decimal(32), alias="PRICE_AUDIO_INPUT_PER_M", description="USD per 1M audio input tokens"
@@ -268,6 +290,11 @@ class RelaySettings(StorageSettings):
         if parts.path != MEDIA_STREAM_PATH or parts.query or parts.fragment:
             raise ValueError(f"must be ws(s)://<host>{MEDIA_STREAM_PATH} with no query (the URL Twilio signs)")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("business_timezone")
     @classmethod

@@ -9,9 +9,11 @@ protocol fails its tests instead of passing against a yes-man:
 - the stateful rules are enforced: one active response per conversation, cancel only an active response, truncate
   only assistant audio that was actually sent, function outputs only for known calls, voice fixed after audio.
 
-Model behaviour is scripted: `script()` queues what the next `response.create` says (audio + transcript, or a tool
-call). Caller speech is either driven by the test (`speech_started` / `speech_stopped`) or detected from the appended
-μ-law by an energy VAD (`vad=True`).
+Model behaviour is scripted: `script()` queues what the next `response.create` says (audio + transcript, a tool
+call, or audio then a tool call in one response). Caller speech is either driven by the test (`speech_started` /
+`speech_stopped`) or detected from the appended μ-law by an energy VAD (`vad=True`). Timing the real service has and a
+loopback socket lacks is opt-in: `interrupt_lag_chunks` (audio deltas still in flight after an interruption) and
+`before_next()` (a server event crossing a client event on the wire).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, get_args
@@ -82,10 +84,12 @@ _MERGED_SESSION_PATHS = frozenset({("audio",), ("audio", "input"), ("audio", "ou
 
 @dataclass
 class AudioResponse:
-    """The model says something: raw μ-law (pcmu) bytes, 8 bytes = 1 ms, and what it said."""
+    """The model says something: raw μ-law (pcmu) bytes, 8 bytes = 1 ms, and what it said. With `then_call`, the same
+    response goes on to call a tool after speaking (a second output item), as models do ("Let me check that.")."""
 
     audio: bytes
     transcript: str
+    then_call: FunctionCallResponse | None = None
 
 
 @dataclass
@@ -110,13 +114,21 @@ class RealtimeProtocolError(Exception):
     """A client event the real service refuses, with the `error` it answers."""
 
     def __init__(
-        self, message: str, *, code: str | None, param: str | None = None, error_type: str = "invalid_request_error"
+        self,
+        message: str,
+        *,
+        code: str | None,
+        param: str | None = None,
+        error_type: str = "invalid_request_error",
+        violation: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.param = param
         self.error_type = error_type
+        # False for an error a correct client can still run into (events crossing on the wire): answered, not blamed.
+        self.violation = violation
 
 
 class FakeDriftError(AssertionError):
@@ -335,6 +347,9 @@ class _Response:
     cancel_reason: str = "client_cancelled"
     output: list[dict[str, Any]] = field(default_factory=list)
     item: dict[str, Any] | None = None  # the item being produced
+    output_index: int = -1  # of `item` in the response's output
+    by_turn_detection: bool = False  # started by the server's VAD, not by a client response.create
+    cancel_after_chunks: int | None = None  # interrupted, with this many audio chunks still in flight
     audio_bytes_sent: int = 0
     transcript_sent: str = ""
     sent_types: set[str] = field(default_factory=set)  # event types already sent for the current item
@@ -375,12 +390,18 @@ class FakeRealtimeSession:
         self._assistant_audio_sent = False
         self._warned: set[str] = set()
         self._vad = EnergyVad(rms_threshold=server.vad_rms_threshold)
+        self._before: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
 
     # -- public, for tests --
 
     def script(self, *responses: ScriptedResponse) -> None:
         """Queue responses for this session only; they go before the server-wide queue."""
         self._script.extend(responses)
+
+    def before_next(self, event_type: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` (e.g. the server's turn detection starting a response) at the moment the next client event of
+        `event_type` arrives, before it is handled: how a test makes server and client events cross on the wire."""
+        self._before.setdefault(event_type, deque()).append(action)
 
     @property
     def turn_detection(self) -> dict[str, Any] | None:
@@ -436,7 +457,13 @@ class FakeRealtimeSession:
             {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": self._speech_item_id}
         )
         if turn_detection.get("interrupt_response", True) and self._active is not None:
-            await self._cancel(self._active, reason="turn_detected")
+            lag = self.server.interrupt_lag_chunks
+            if lag and self._active.item is not None and self._active.item.get("audio_part"):
+                # Deltas the service had already sent when it processed the interruption still reach the client.
+                self._active.cancel_reason = "turn_detected"
+                self._active.cancel_after_chunks = lag
+            else:
+                await self._cancel(self._active, reason="turn_detected")
 
     async def speech_stopped(self, transcript: str | None = None, *, audio_end_ms: int | None = None) -> None:
         """The caller stopped: commit their turn, transcribe it, and (by default) start the model's answer.
@@ -452,7 +479,7 @@ class FakeRealtimeSession:
         await self._send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
         item = await self._commit_user_turn(item_id, start_ms=start_ms, end_ms=end_ms)
         if turn_detection.get("create_response", True) and self._active is None:
-            await self._start_response({}, in_conversation=True)
+            await self._start_response({}, in_conversation=True, by_turn_detection=True)
         await self._send_transcription(item, transcript)
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -531,6 +558,9 @@ class FakeRealtimeSession:
         client_event_id = raw.get("event_id") if isinstance(raw, dict) else None
         try:
             data, _ = parse_client_event(text)
+            hooks = self._before.get(data["type"])
+            if hooks:
+                await hooks.popleft()()
             await self._dispatch(data)
         except RealtimeProtocolError as exc:
             await self._send_error(
@@ -539,6 +569,7 @@ class FakeRealtimeSession:
                 param=exc.param,
                 event_id=client_event_id if isinstance(client_event_id, str) else None,
                 error_type=exc.error_type,
+                violation=exc.violation,
                 context=raw.get("type") if isinstance(raw, dict) else None,
             )
         self._changed.notify()
@@ -930,6 +961,9 @@ class FakeRealtimeSession:
                 f"Conversation already has an active response in progress: {self._active.id}. Wait until the "
                 "response is finished before creating a new one.",
                 code="conversation_already_has_active_response",
+                # A response the server's VAD started can cross a client's response.create on the wire: the client
+                # could not have known. One the client itself started, it should have waited for.
+                violation=not self._active.by_turn_detection,
             )
         await self._start_response(params, in_conversation=in_conversation)
 
@@ -984,7 +1018,9 @@ class FakeRealtimeSession:
         cached = previous if previous >= PROMPT_CACHE_MIN_TOKENS else 0
         return {"text": text, "audio": audio, "cached": min(cached, text + audio)}
 
-    async def _start_response(self, params: dict[str, Any], *, in_conversation: bool) -> None:
+    async def _start_response(
+        self, params: dict[str, Any], *, in_conversation: bool, by_turn_detection: bool = False
+    ) -> None:
         """Sends response.created now (so ordering is deterministic), then plays the script in a task."""
         self._check_formats()
         scripted = self._next_scripted()
@@ -995,6 +1031,7 @@ class FakeRealtimeSession:
             "scripted": scripted,
             "params": copy.deepcopy(params),
             "item_id": None,
+            "item_ids": [],
             "audio_bytes": 0,
             "cancel_reason": None,
             "usage": None,
@@ -1005,6 +1042,7 @@ class FakeRealtimeSession:
             metadata=params.get("metadata"),
             input_tokens=self._context_tokens(params, in_conversation),
             record=record,
+            by_turn_detection=by_turn_detection,
         )
         self.responses.append(record)
         self._running.append(response)
@@ -1088,6 +1126,8 @@ class FakeRealtimeSession:
         try:
             if isinstance(scripted, AudioResponse):
                 await self._play_audio(response, scripted)
+                if scripted.then_call is not None:
+                    await self._play_function_call(response, scripted.then_call)
             elif isinstance(scripted, FunctionCallResponse):
                 await self._play_function_call(response, scripted)
         except _Cancelled:
@@ -1108,7 +1148,11 @@ class FakeRealtimeSession:
 
     def _add_output_item(self, response: _Response, item: dict[str, Any]) -> str | None:
         response.item = item
-        response.record["item_id"] = item["id"]
+        response.output_index += 1
+        response.sent_types = set()
+        if response.record["item_id"] is None:  # the first output item; `item_ids` lists them all
+            response.record["item_id"] = item["id"]
+        response.record["item_ids"].append(item["id"])
         if not response.in_conversation:
             return None
         previous = self.items[-1]["id"] if self.items else None
@@ -1129,9 +1173,10 @@ class FakeRealtimeSession:
             "truncated_at_ms": None,
         }
         previous = self._add_output_item(response, item)
-        where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+        index = response.output_index
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
         await self._emit(
-            response, {"type": "response.output_item.added", "output_index": 0, "item": self._wire_item(item)}
+            response, {"type": "response.output_item.added", "output_index": index, "item": self._wire_item(item)}
         )
         if response.in_conversation:
             await self._emit(
@@ -1158,6 +1203,11 @@ class FakeRealtimeSession:
                 response.audio_bytes_sent += len(chunk)
                 item["audio_bytes"] = response.audio_bytes_sent
                 self._assistant_audio_sent = True
+                if response.cancel_after_chunks is not None:
+                    response.cancel_after_chunks -= 1
+                    if response.cancel_after_chunks <= 0:
+                        response.cancelled = True  # the interruption catches up with the deltas in flight
+                        raise _Cancelled
             if piece:
                 await self._emit(response, {"type": "response.output_audio_transcript.delta", **where, "delta": piece})
                 response.transcript_sent += piece
@@ -1180,7 +1230,9 @@ class FakeRealtimeSession:
     async def _finish_item(self, response: _Response, item: dict[str, Any], previous: str | None) -> None:
         wire = self._wire_item(item)
         response.output.append(wire)
-        await self._emit(response, {"type": "response.output_item.done", "output_index": 0, "item": wire})
+        await self._emit(
+            response, {"type": "response.output_item.done", "output_index": response.output_index, "item": wire}
+        )
         if response.in_conversation:
             await self._emit(response, {"type": "conversation.item.done", "previous_item_id": previous, "item": wire})
 
@@ -1192,7 +1244,8 @@ class FakeRealtimeSession:
         sent = response.sent_types
         if item["status"] == "in_progress":
             item["status"] = "incomplete"
-        where = {"response_id": response.id, "item_id": item["id"], "output_index": 0, "content_index": 0}
+        index = response.output_index
+        where = {"response_id": response.id, "item_id": item["id"], "output_index": index, "content_index": 0}
         if item["type"] == "message" and "response.content_part.added" in sent:
             transcript = response.transcript_sent
             closing: list[dict[str, Any]] = [
@@ -1207,7 +1260,7 @@ class FakeRealtimeSession:
         if "response.output_item.done" not in sent:
             response.output.append(wire)
             await self._send(
-                {"type": "response.output_item.done", "response_id": response.id, "output_index": 0, "item": wire}
+                {"type": "response.output_item.done", "response_id": response.id, "output_index": index, "item": wire}
             )
         if response.in_conversation and "conversation.item.done" not in sent:
             await self._send({"type": "conversation.item.done", "item": wire})
@@ -1226,14 +1279,19 @@ class FakeRealtimeSession:
         }
         previous = self._add_output_item(response, item)
         await self._emit(
-            response, {"type": "response.output_item.added", "output_index": 0, "item": self._wire_item(item)}
+            response,
+            {
+                "type": "response.output_item.added",
+                "output_index": response.output_index,
+                "item": self._wire_item(item),
+            },
         )
         if response.in_conversation:
             await self._emit(
                 response,
                 {"type": "conversation.item.added", "previous_item_id": previous, "item": self._wire_item(item)},
             )
-        where = {"item_id": item["id"], "output_index": 0, "call_id": item["call_id"]}
+        where = {"item_id": item["id"], "output_index": response.output_index, "call_id": item["call_id"]}
         half = len(arguments) // 2
         for piece in (arguments[:half], arguments[half:]):
             if piece:
@@ -1263,6 +1321,7 @@ class FakeRealtimeServer:
         default_response: ScriptedResponse | None = None,
         require_pcmu: bool = True,
         vad_rms_threshold: float = 500.0,
+        interrupt_lag_chunks: int = 0,
     ) -> None:
         self.api_key = api_key
         self.connect_delay = connect_delay
@@ -1273,6 +1332,8 @@ class FakeRealtimeServer:
         self.default_response = default_response
         self.require_pcmu = require_pcmu
         self.vad_rms_threshold = vad_rms_threshold
+        # Audio chunks an interrupted response still sends (deltas in flight when the service processed speech).
+        self.interrupt_lag_chunks = interrupt_lag_chunks
         self.connection_attempts = 0
         self.refusals: list[tuple[int, str]] = []  # (HTTP status, reason) of every refused upgrade
         self.sessions: list[FakeRealtimeSession] = []

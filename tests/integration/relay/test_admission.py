@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 import uuid
@@ -13,9 +14,17 @@ import aiohttp
 import pytest
 
 from callcore import stream_token
-from tests.fakes.openai_realtime import FakeRealtimeServer
+from callcore.models import CallOutcome
+from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.fakes.twilio_media import twilio_signature
-from tests.integration.relay.conftest import AUTH_TOKEN, PUBLIC_URL, TOKEN_SECRET, answered, start_cached_relay
+from tests.integration.relay.conftest import (
+    AUTH_TOKEN,
+    PUBLIC_URL,
+    TOKEN_SECRET,
+    answered,
+    assert_clean,
+    start_cached_relay,
+)
 
 
 def _other_sid() -> str:
@@ -101,8 +110,13 @@ async def test_media_before_start_is_refused(relay_factory: Any, openai_fake: Fa
     ],
 )
 async def test_bad_frames_close_only_their_own_call(
-    relay_factory: Any, openai_fake: FakeRealtimeServer, frame: str | bytes, code: int
+    relay_factory: Any,
+    openai_fake: FakeRealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+    frame: str | bytes,
+    code: int,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="relay")
     relay = await start_cached_relay(relay_factory, openai_fake)
     healthy = relay.new_call()
     healthy_session = await answered(relay, healthy, 1)
@@ -122,11 +136,23 @@ async def test_bad_frames_close_only_their_own_call(
     await healthy_session.wait_for_input_audio(base + len(caller_audio))
     assert bytes(healthy_session.input_audio[base:]) == caller_audio  # nothing lost, nothing altered
     assert not healthy.closed.is_set()
+    # The healthy call's audio towards the caller is untouched too.
+    before = len(healthy.received_media)
+    reply = os.urandom(8 * 300)
+    healthy_session.script(AudioResponse(reply, "Still here."))
+    await healthy_session.speech_started()
+    await healthy_session.speech_stopped("Are you still there?")
+    await healthy.wait_for_media(before + len(reply))
+    assert bytes(healthy.received_media[before:]) == reply
     await healthy.stop()
     await relay.wait_idle()
-    assert healthy.violations == []
-    record = relay.storage.store.require_call(bad.call_sid)
-    assert record.outcome is not None
+    bad_record = relay.storage.store.require_call(bad.call_sid)
+    assert bad_record.outcome is CallOutcome.ERROR  # a refused frame, not a caller who hung up
+    assert relay.storage.store.require_call(healthy.call_sid).outcome is CallOutcome.CALLER_HUNG_UP
+    refusals = [r.getMessage() for r in caplog.records if "frame refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert bad.call_sid in refusals[0]
+    assert_clean(relay)
 
 
 async def test_draining_relay_refuses_new_streams(relay_factory: Any, openai_fake: FakeRealtimeServer) -> None:

@@ -15,3 +15,15 @@ def test_bad_settings_exit_2_naming_them(monkeypatch: pytest.MonkeyPatch, capsys
     assert "RELAY_PUBLIC_URL" in error
     assert "OPENAI_API_KEY" in error
     assert "Traceback" not in error
+
+
+def test_log_level_comes_from_the_settings(relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from relay.__main__ import configure_logging
+    from relay.settings import RelaySettings
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: seen.update(kwargs))
+    configure_logging(RelaySettings.from_env({**relay_env, "LOG_LEVEL": "error"}))
+    assert seen["level"] == "ERROR"

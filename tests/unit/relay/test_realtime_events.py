@@ -48,6 +48,7 @@ def test_session_update_is_ga_pcmu_both_ways(relay_env: dict[str, str], detectio
         realtime.truncate("item_1", 1340),
         realtime.function_call_output("call_1", '{"ok":true}'),
         realtime.assistant_message("Thanks for calling."),
+        realtime.assistant_message("Thanks for calling.", previous_item_id="root"),
         realtime.system_message("Wrap up."),
         realtime.response_create(),
         realtime.response_create("Say goodbye."),

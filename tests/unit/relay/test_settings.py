@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from callcore.settings import SettingsError
-from relay.settings import RelaySettings, TurnDetection
+from relay.settings import LogLevel, RelaySettings, TurnDetection
 
 
 def test_defaults_follow_the_contract(relay_settings: RelaySettings) -> None:
@@ -45,6 +45,8 @@ def test_secrets_never_appear_in_repr(relay_settings: RelaySettings) -> None:
         ("RELAY_PROMPT_FILE", "/nonexistent/prompt.md", "no prompt file"),
         ("MODEL_POOL_SIZE", "-1", "MODEL_POOL_SIZE"),
         ("PRICE_AUDIO_INPUT_PER_M", "-3", "PRICE_AUDIO_INPUT_PER_M"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL"),
+        ("CALLER_PROFILE_RETENTION_DAYS", "0", "CALLER_PROFILE_RETENTION_DAYS"),
     ],
 )
 def test_bad_values_are_named(relay_env: dict[str, str], env: str, value: str, complaint: str) -> None:
@@ -76,3 +78,11 @@ def test_caller_hash_key_is_derived_from_the_token_secret(relay_env: dict[str, s
     relay_env["STREAM_TOKEN_SECRET"] = "another-test-secret"
     assert RelaySettings.from_env(relay_env).caller_hash_key != first
     assert len(first) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "level"), [("", LogLevel.INFO), ("debug", LogLevel.DEBUG), (" Warning ", LogLevel.WARNING)]
+)
+def test_log_level_is_a_validated_setting(relay_env: dict[str, str], value: str, level: LogLevel) -> None:
+    relay_env["LOG_LEVEL"] = value
+    assert RelaySettings.from_env(relay_env).log_level is level

@@ -62,18 +62,34 @@ def test_non_finite_values_are_skipped_not_raised(caplog: pytest.LogCaptureFixtu
     assert "CallCost skipped" in caplog.text
 
 
-def test_active_calls_counted_and_emitted_on_change() -> None:
+def test_active_calls_counted_but_not_written_on_change() -> None:
+    """Only the fixed-interval reporter writes ActiveCalls: a data point per change would weigh busy tasks more in
+    the scaling policy's Average."""
     stream = io.StringIO()
     metrics = RelayMetrics("PhoneVoiceAgent", stream=stream)
     metrics.call_started()
     metrics.call_started()
+    assert metrics.active_calls == 2
     metrics.call_ended()
     metrics.call_ended()
     metrics.call_ended()  # one too many: ignored, never negative
     assert metrics.active_calls == 0
-    values = [line["ActiveCalls"] for line in lines(stream)]
-    assert values == [1, 2, 1, 0]
-    assert_emf(lines(stream)[0], "ActiveCalls", "Count", 1)
+    assert stream.getvalue() == ""
+
+
+async def test_reporter_writes_the_current_count_each_interval() -> None:
+    stream = CountingStream(lines_wanted=1)
+    metrics = RelayMetrics("PhoneVoiceAgent", stream=stream)
+    metrics.call_started()
+    metrics.call_started()
+    metrics.call_ended()
+    reporter = asyncio.create_task(metrics.run_active_calls_reporter(interval=3600))
+    await asyncio.wait_for(stream.enough.wait(), timeout=5)
+    reporter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reporter
+    [line] = lines(stream)  # one data point per interval, whatever happened in between
+    assert_emf(line, "ActiveCalls", "Count", 1)
 
 
 async def test_listeners_hear_every_change_sync_and_async() -> None:
