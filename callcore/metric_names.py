@@ -1,7 +1,8 @@
 """The metric names every part emits and the stack's dashboard, alarms and autoscaling read: one definition.
 
 Relay metrics are EMF documents with the dimension `Service=relay`; Lambda metrics come from Powertools Metrics with
-the dimension `service=<POWERTOOLS_SERVICE_NAME>` (`phone-agent`). Both in one namespace.
+the dimension `service=<POWERTOOLS_SERVICE_NAME>` (`phone-agent`). Both in one namespace: `PhoneVoiceAgent` locally,
+the stack's name in AWS (each deployed stack in a namespace of its own; `infra.settings.DeploySettings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ LAMBDA_SERVICE: Final = "phone-agent"
 
 
 class RelayMetric(StrEnum):
-    ACTIVE_CALLS = "ActiveCalls"  # per task, every 10 s and on change: what autoscaling tracks
+    # Per task, every 10 s (only then, so each task weighs the same in the Average): what autoscaling tracks.
+    ACTIVE_CALLS = "ActiveCalls"
     GREETING_LATENCY = "GreetingLatency"
     TURN_LATENCY = "TurnLatency"
     BARGE_INS = "BargeIns"

@@ -72,7 +72,7 @@ class DeploySettings(BaseModel):
         default=DEFAULT_STACK_NAME,
         alias="stackName",
         pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$",
-        description="CloudFormation stack name; deploy twice under two names for staging and production",
+        description="CloudFormation stack name, also its metrics namespace; two names for staging and production",
     )
     region: str = Field(
         default=DEFAULT_REGION,
@@ -183,6 +183,13 @@ class DeploySettings(BaseModel):
         if value is not None and not E164_PATTERN.match(value):
             raise ValueError("must be an E.164 number such as +15551234567 (quote it: -c key=+15551234567)")
         return value
+
+    @property
+    def metrics_namespace(self) -> str:
+        """Each stack's metrics in a namespace of its own, named after the stack, so a staging and a production stack
+        in one account and region never share autoscaling, alarms or dashboards. The default stack keeps the
+        namespace a local run uses (`PhoneVoiceAgent`)."""
+        return self.stack_name
 
     @field_validator("architecture", mode="before")
     @classmethod

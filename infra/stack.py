@@ -7,7 +7,6 @@ from constructs import Construct
 
 from infra.constants import (
     LAMBDA_BASE_ENVIRONMENT,
-    METRICS_NAMESPACE,
     POWERTOOLS_SERVICE_NAME,
     RELAY_DRAIN_TIMEOUT_SECONDS,
     RELAY_PORT,
@@ -60,6 +59,7 @@ class PhoneAgentStack(Stack):
             storage=self.storage,
             secrets=self.secrets,
             environment=self._lambda_environment(),
+            metrics_namespace=settings.metrics_namespace,
         )
         self.relay = RelayService(
             self,
@@ -118,7 +118,7 @@ class PhoneAgentStack(Stack):
             "MAX_CONCURRENT_CALLS": str(settings.max_concurrent_calls),
             "ANSWERING_MACHINE_DETECTION": settings.answering_machine_detection.value,
             "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
             "LOG_LEVEL": "INFO",
         }
         if settings.human_transfer_number:
@@ -137,7 +137,7 @@ class PhoneAgentStack(Stack):
             "CALL_CONTROL_URL": self.api.base_url,
             "MAX_CALL_SECONDS": str(settings.max_call_seconds),
             "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
-            "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "METRICS_NAMESPACE": settings.metrics_namespace,
         }
         optional = {
             "HUMAN_TRANSFER_NUMBER": settings.human_transfer_number,

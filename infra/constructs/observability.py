@@ -19,7 +19,6 @@ from callcore.metric_names import LambdaMetric, RelayMetric
 from infra.constants import (
     CALL_CONTROL_5XX_METRIC,
     LAMBDA_METRIC_DIMENSION,
-    METRICS_NAMESPACE,
     RELAY_METRIC_DIMENSION,
 )
 from infra.constructs.api import Api
@@ -34,10 +33,10 @@ WIDGET_WIDTH = 8
 
 
 def relay_metric(
-    name: RelayMetric, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+    namespace: str, name: RelayMetric, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
 ) -> cloudwatch.Metric:
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=namespace,
         metric_name=name,
         dimensions_map=RELAY_METRIC_DIMENSION,
         statistic=statistic,
@@ -46,14 +45,14 @@ def relay_metric(
     )
 
 
-def relay_line(name: RelayMetric, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
+def relay_line(namespace: str, name: RelayMetric, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
     """A dashboard line: labelled with its statistic so p50/p95/p99 lines tell apart."""
-    return relay_metric(name, statistic, label=f"{name} ({statistic})")
+    return relay_metric(namespace, name, statistic, label=f"{name} ({statistic})")
 
 
-def lambda_metric(name: LambdaMetric) -> cloudwatch.Metric:
+def lambda_metric(namespace: str, name: LambdaMetric) -> cloudwatch.Metric:
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=namespace,
         metric_name=name,
         dimensions_map=LAMBDA_METRIC_DIMENSION,
         statistic=cloudwatch.Stats.SUM,
@@ -76,6 +75,7 @@ class Observability(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
+        self._namespace = settings.metrics_namespace
         self._api = api
         self._endpoint = endpoint
         self._relay = relay
@@ -153,7 +153,7 @@ class Observability(Construct):
         self._alarm(
             "CallControl5xx",
             metric=cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
+                namespace=self._namespace,
                 metric_name=CALL_CONTROL_5XX_METRIC,
                 statistic=cloudwatch.Stats.SUM,
                 period=FIVE_MINUTES,
@@ -176,14 +176,14 @@ class Observability(Construct):
         )
         self._alarm(
             "ModelErrors",
-            metric=relay_metric(RelayMetric.MODEL_ERRORS),
+            metric=relay_metric(self._namespace, RelayMetric.MODEL_ERRORS),
             threshold=MODEL_ERRORS_THRESHOLD,
             description="The relay saw repeated OpenAI Realtime errors (auth, quota, outages): calls are being "
             "transferred or failing.",
         )
         self._alarm(
             "GreetingLatencyP95",
-            metric=relay_metric(RelayMetric.GREETING_LATENCY, cloudwatch.Stats.percentile(95)),
+            metric=relay_metric(self._namespace, RelayMetric.GREETING_LATENCY, cloudwatch.Stats.percentile(95)),
             threshold=self._settings.greeting_latency_alarm_ms,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=3,
@@ -215,49 +215,66 @@ class Observability(Construct):
             self._graph(
                 "Active calls per relay task",
                 [
-                    active_calls_metric().with_(label="average per task (scaling target)"),
-                    active_calls_metric().with_(statistic=cloudwatch.Stats.MAXIMUM, label="busiest task"),
+                    active_calls_metric(self._namespace).with_(label="average per task (scaling target)"),
+                    active_calls_metric(self._namespace).with_(
+                        statistic=cloudwatch.Stats.MAXIMUM, label="busiest task"
+                    ),
                 ],
             ),
             self._graph(
                 "Calls",
-                [lambda_metric(m) for m in (LambdaMetric.CALLS_STARTED, LambdaMetric.OUTBOUND_CALLS)],
-                [lambda_metric(m) for m in (LambdaMetric.OVERFLOW_CALLS, LambdaMetric.HANG_UPS)],
+                [lambda_metric(self._namespace, m) for m in (LambdaMetric.CALLS_STARTED, LambdaMetric.OUTBOUND_CALLS)],
+                [lambda_metric(self._namespace, m) for m in (LambdaMetric.OVERFLOW_CALLS, LambdaMetric.HANG_UPS)],
             ),
             self._graph(
                 "Transfers to a human",
-                [lambda_metric(LambdaMetric.TRANSFERS), relay_metric(RelayMetric.TRANSFERS, label="relay Transfers")],
+                [
+                    lambda_metric(self._namespace, LambdaMetric.TRANSFERS),
+                    relay_metric(self._namespace, RelayMetric.TRANSFERS, label="relay Transfers"),
+                ],
             ),
         )
         dashboard.add_widgets(
             self._graph(
                 "Greeting latency (ms)",
-                [relay_line(RelayMetric.GREETING_LATENCY, s) for s in (p50, p95, p99)],
+                [relay_line(self._namespace, RelayMetric.GREETING_LATENCY, s) for s in (p50, p95, p99)],
             ),
-            self._graph("Turn latency (ms)", [relay_line(RelayMetric.TURN_LATENCY, s) for s in (p50, p95, p99)]),
+            self._graph(
+                "Turn latency (ms)", [relay_line(self._namespace, RelayMetric.TURN_LATENCY, s) for s in (p50, p95, p99)]
+            ),
             self._graph(
                 "Tools",
-                [relay_line(RelayMetric.TOOL_LATENCY, s) for s in (p50, p95)],
-                [relay_line(RelayMetric.TOOL_ERRORS)],
+                [relay_line(self._namespace, RelayMetric.TOOL_LATENCY, s) for s in (p50, p95)],
+                [relay_line(self._namespace, RelayMetric.TOOL_ERRORS)],
             ),
         )
         dashboard.add_widgets(
             self._graph(
                 "Quality signals",
-                [relay_line(RelayMetric.BARGE_INS), relay_line(RelayMetric.MODEL_ERRORS)],
-                [lambda_metric(LambdaMetric.TRANSCRIPTS_RECOVERED)],
+                [
+                    relay_line(self._namespace, RelayMetric.BARGE_INS),
+                    relay_line(self._namespace, RelayMetric.MODEL_ERRORS),
+                ],
+                [lambda_metric(self._namespace, LambdaMetric.TRANSCRIPTS_RECOVERED)],
             ),
             self._graph(
                 "Refused connections",
-                [relay_line(RelayMetric.REJECTED_STREAMS), lambda_metric(LambdaMetric.REJECTED_SIGNATURES)],
+                [
+                    relay_line(self._namespace, RelayMetric.REJECTED_STREAMS),
+                    lambda_metric(self._namespace, LambdaMetric.REJECTED_SIGNATURES),
+                ],
             ),
             self._graph(
                 "Call length (s) and cost (USD)",
                 [
-                    relay_line(RelayMetric.CALL_DURATION, cloudwatch.Stats.AVERAGE),
-                    relay_line(RelayMetric.CALL_DURATION, p95),
+                    relay_line(self._namespace, RelayMetric.CALL_DURATION, cloudwatch.Stats.AVERAGE),
+                    relay_line(self._namespace, RelayMetric.CALL_DURATION, p95),
                 ],
-                [relay_metric(RelayMetric.CALL_COST, cloudwatch.Stats.SUM, label="cost per 5 min (USD)")],
+                [
+                    relay_metric(
+                        self._namespace, RelayMetric.CALL_COST, cloudwatch.Stats.SUM, label="cost per 5 min (USD)"
+                    )
+                ],
             ),
         )
         dashboard.add_widgets(

@@ -24,7 +24,6 @@ from constructs import Construct
 from callcore.metric_names import RelayMetric
 from infra.bundling import REPO_ROOT
 from infra.constants import (
-    METRICS_NAMESPACE,
     RELAY_CALL_CONTROL_ROUTES,
     RELAY_CONTAINER_NAME,
     RELAY_DOCKERFILE,
@@ -56,10 +55,10 @@ def relay_image_excludes() -> list[str]:
     return ["*", *keep, "**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache"]
 
 
-def active_calls_metric() -> cloudwatch.Metric:
+def active_calls_metric(namespace: str) -> cloudwatch.Metric:
     """Calls per task: every task emits its count every 10 s under the same dimension, so Average = per task."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=namespace,
         metric_name=RelayMetric.ACTIVE_CALLS,
         dimensions_map=RELAY_METRIC_DIMENSION,
         statistic=cloudwatch.Stats.AVERAGE,
@@ -226,7 +225,7 @@ class RelayService(Construct):
         )
         scaling.scale_to_track_custom_metric(
             "ActiveCallsPerTask",
-            metric=active_calls_metric(),
+            metric=active_calls_metric(self._settings.metrics_namespace),
             target_value=self._settings.calls_per_task,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
             scale_in_cooldown=SCALE_IN_COOLDOWN,

@@ -4,7 +4,10 @@
     POST {base}/calls/{callSid}/hangup    {"reason": str}
 
 Both endpoints are idempotent, so connection errors, 429 and 5xx are retried a few times with backoff; other 4xx
-are final (404 unknown call, 409 call already ended, 400 bad input). In AWS the API uses IAM auth: requests are
+are final (404 unknown call, 409 call already ended, 400 bad input). One 409 is not: `{"inProgress": true}` with a
+`Retry-After` header says an earlier attempt (one this client timed out on) still holds the transfer and may yet
+succeed or fail. The client then asks again after `Retry-After`, for up to `in_progress_wait_seconds` in all, without
+spending its retry budget: the answer it waits for is the first attempt's. In AWS the API uses IAM auth: requests are
 SigV4-signed (service `execute-api`) with the task role's credentials from boto3's default chain.
 """
 
@@ -16,6 +19,7 @@ import logging
 import random
 import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,17 +36,22 @@ logger = logging.getLogger(__name__)
 SIGV4_SERVICE = "execute-api"
 _API_GATEWAY_HOST = re.compile(r"\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_DEFAULT_IN_PROGRESS_PAUSE = 2.0
 
 
 class CallControlError(Exception):
     """A transfer or hang-up that did not happen. `status` is the HTTP status, or 0 when no answer came back."""
 
-    def __init__(self, status: int, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, retryable: bool | None = None, in_progress_retry_after: float | None = None
+    ) -> None:
         super().__init__(f"call control failed ({status or 'no response'}): {message}")
         self.status = status
         self.message = message
         # By default: no answer, throttling and server errors may pass; a 4xx will not change on a retry.
         self.retryable = status == 0 or status in _RETRYABLE_STATUSES if retryable is None else retryable
+        # Set when the API says another attempt is still under way: seconds to wait before asking again.
+        self.in_progress_retry_after = in_progress_retry_after
 
 
 def sigv4_headers(method: str, url: str, body: bytes, credentials: Credentials, region: str) -> dict[str, str]:
@@ -70,6 +79,8 @@ class CallControlClient:
         # Longer than the Lambda's worst case (cold start, a secret read, DynamoDB, Twilio REST's own 5 s timeout), so
         # a slow first attempt is not retried while it still works; API Gateway itself gives up at 29 s.
         attempt_timeout_seconds: float = 12.0,
+        # The transfer Lambda's timeout (20 s): by then the attempt holding the transfer has finished or died.
+        in_progress_wait_seconds: float = 20.0,
         boto_session: boto3.session.Session | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -86,6 +97,7 @@ class CallControlClient:
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._timeout = aiohttp.ClientTimeout(total=attempt_timeout_seconds)
+        self._in_progress_wait = in_progress_wait_seconds
 
     async def transfer(self, call_sid: str, *, reason: str, summary: str) -> dict[str, Any]:
         return await self._post(call_sid, "transfer", {"reason": reason, "summary": summary})
@@ -99,16 +111,21 @@ class CallControlClient:
             raise ValueError("not a Twilio Call SID")
         url = f"{self.base_url}/calls/{call_sid}/{action}"
         body = json.dumps(payload, separators=(",", ":")).encode()
-        last_error = CallControlError(0, "not attempted")
-        for attempt in range(1, self._attempts + 1):
-            if attempt > 1:
-                # Full jitter: many calls failing at once (an API blip) should not retry in lockstep.
-                await asyncio.sleep(random.uniform(0, self._backoff * 2 ** (attempt - 2)))  # noqa: S311
+        attempt = 1
+        waited_in_progress = 0.0
+        while True:
             try:
                 return await self._attempt(url, body)
             except CallControlError as error:
-                last_error = error
-                if not error.retryable:
+                pause = error.in_progress_retry_after
+                if pause is not None and waited_in_progress + pause <= self._in_progress_wait:
+                    logger.info(
+                        "call control %s for %s is in progress: asking again in %.1f s", action, call_sid, pause
+                    )
+                    waited_in_progress += pause
+                    await asyncio.sleep(pause)
+                    continue
+                if not error.retryable or attempt >= self._attempts:
                     raise
                 logger.warning(
                     "call control %s for %s failed (attempt %d/%d): %s",
@@ -118,7 +135,9 @@ class CallControlClient:
                     self._attempts,
                     error.status or error.message,
                 )
-        raise last_error
+            # Full jitter: many calls failing at once (an API blip) should not retry in lockstep.
+            await asyncio.sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311
+            attempt += 1
 
     async def _attempt(self, url: str, body: bytes) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
@@ -128,11 +147,17 @@ class CallControlClient:
             async with self._http.post(url, data=body, headers=headers, timeout=self._timeout) as response:
                 text = await response.text()
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as error:
             raise CallControlError(0, type(error).__name__) from None
         if 200 <= status < 300:
             return _json_object(text)
-        raise CallControlError(status, _error_message(text, response.reason))
+        in_progress = status == HTTPStatus.CONFLICT and _json_object(text).get("inProgress") is True
+        raise CallControlError(
+            status,
+            _error_message(text, response.reason),
+            in_progress_retry_after=_retry_after_seconds(retry_after) if in_progress else None,
+        )
 
     async def _signature(self, url: str, body: bytes) -> dict[str, str]:
         # Resolving (and refreshing) the task role's credentials may call the ECS credentials endpoint: a thread.
@@ -151,6 +176,16 @@ class CallControlClient:
         if frozen is None or not frozen.access_key or not frozen.secret_key:
             raise CallControlError(0, "no AWS credentials to sign with", retryable=False)
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token), region
+
+
+def _retry_after_seconds(header: str | None) -> float:
+    """Retry-After in seconds (the API sends delta-seconds), kept within [0.5, 5] so a bad value neither spins nor
+    stalls the call."""
+    try:
+        seconds = float(header) if header is not None else _DEFAULT_IN_PROGRESS_PAUSE
+    except ValueError:
+        seconds = _DEFAULT_IN_PROGRESS_PAUSE
+    return min(max(seconds, 0.5), 5.0)
 
 
 def _json_object(text: str) -> dict[str, Any]:

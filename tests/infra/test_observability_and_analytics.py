@@ -12,6 +12,7 @@ from infra.constants import CALL_CONTROL_5XX_METRIC
 from infra.constructs.analytics import CALLS_TABLE, TRANSCRIPTS_TABLE, calls_column, saved_queries
 from infra.glue_schema import SchemaError, glue_columns
 from tests.infra.synth import Synthesized
+from tests.infra.template_queries import container_environment
 
 
 def alarms_by_metric(stack: Synthesized) -> dict[str, list[dict[str, object]]]:
@@ -28,7 +29,7 @@ def test_the_alarms_come_with_the_stack(any_stack: Synthesized):
     (api_5xx,) = alarms["5XXError"]
     assert api_5xx["Namespace"] == "AWS/ApiGateway"
     (call_control,) = alarms[CALL_CONTROL_5XX_METRIC]
-    assert call_control["Namespace"] == "PhoneVoiceAgent"
+    assert call_control["Namespace"] == any_stack.context.get("stackName", "PhoneVoiceAgent")
     (healthy,) = alarms["HealthyHostCount"]
     assert healthy["ComparisonOperator"] == "LessThanThreshold"
     assert healthy["Threshold"] == 1
@@ -121,3 +122,23 @@ def test_saved_queries_target_the_workgroup_and_known_columns(any_stack: Synthes
         assert f'"{database}"."calls"' in query["Properties"]["QueryString"]
     with pytest.raises(ValueError, match="no field"):
         calls_column("caller_number")
+
+
+def test_each_stack_emits_and_watches_its_own_metrics_namespace(any_stack: Synthesized):
+    """Two stacks in one account and region (staging, production) must not share scaling, alarms or dashboards."""
+    namespace = any_stack.context.get("stackName", "PhoneVoiceAgent")
+    assert container_environment(any_stack)["METRICS_NAMESPACE"] == namespace
+    for function in any_stack.stack.api.functions.values():
+        variables = any_stack.json["Resources"][any_stack.logical_id(function)]["Properties"]["Environment"][
+            "Variables"
+        ]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == namespace
+    custom = [
+        alarm["Properties"]["Namespace"]
+        for alarm in any_stack.resources("AWS::CloudWatch::Alarm").values()
+        if "Namespace" in alarm["Properties"] and not alarm["Properties"]["Namespace"].startswith("AWS/")
+    ]
+    assert custom
+    assert set(custom) == {namespace}
+    (metric_filter,) = any_stack.resources("AWS::Logs::MetricFilter").values()
+    assert {t["MetricNamespace"] for t in metric_filter["Properties"]["MetricTransformations"]} == {namespace}

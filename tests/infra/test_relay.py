@@ -87,7 +87,7 @@ def test_service_scales_on_active_calls_per_task(any_stack: Synthesized):
     assert policy["PolicyType"] == "TargetTrackingScaling"
     configuration = policy["TargetTrackingScalingPolicyConfiguration"]
     assert configuration["CustomizedMetricSpecification"] == {
-        "Namespace": "PhoneVoiceAgent",
+        "Namespace": any_stack.context.get("stackName", "PhoneVoiceAgent"),  # each stack scales on its own fleet
         "MetricName": "ActiveCalls",
         "Dimensions": [{"Name": "Service", "Value": "relay"}],
         "Statistic": "Average",

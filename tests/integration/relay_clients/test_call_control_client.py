@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import Any
 
 import aiohttp
 import boto3
@@ -60,6 +61,38 @@ async def test_4xx_is_final_and_explained(aiohttp_server, http: aiohttp.ClientSe
         await client.hangup(CALL_SID, reason="done")
     assert (caught.value.status, caught.value.message) == (409, "call already ended")
     assert len(peer.received) == 1
+
+
+def in_progress_reply(retry_after: str) -> Any:
+    """What the transfer Lambda answers while an earlier attempt still holds the transfer."""
+    body = {"message": "a transfer of this call is in progress", "inProgress": True}
+    return lambda _request: web.json_response(body, status=409, headers={"Retry-After": retry_after})
+
+
+async def test_a_transfer_in_progress_is_asked_again_until_it_resolves(
+    aiohttp_server, http: aiohttp.ClientSession
+) -> None:
+    peer = FakePeer([in_progress_reply("0"), json_reply({"callSid": CALL_SID, "status": "transferred"})])
+    server = await serve(aiohttp_server, peer)
+    # attempts=1: waiting on an attempt in progress spends none of the retry budget.
+    client = CallControlClient(str(server.make_url("")), http, attempts=1, backoff_seconds=0.001)
+    assert await client.transfer(CALL_SID, reason="r", summary="s") == {"callSid": CALL_SID, "status": "transferred"}
+    assert len(peer.received) == 2
+
+
+async def test_a_transfer_stuck_in_progress_is_given_up_after_the_wait(
+    aiohttp_server, http: aiohttp.ClientSession
+) -> None:
+    peer = FakePeer([in_progress_reply("0.5")])
+    server = await serve(aiohttp_server, peer)
+    client = CallControlClient(
+        str(server.make_url("")), http, attempts=3, backoff_seconds=0.001, in_progress_wait_seconds=1.0
+    )
+    with pytest.raises(CallControlError) as caught:
+        await client.transfer(CALL_SID, reason="r", summary="s")
+    assert caught.value.status == 409
+    assert caught.value.in_progress_retry_after == 0.5
+    assert len(peer.received) == 3  # the first answer, then two waits of 0.5 s fill the 1 s allowance
 
 
 async def test_persistent_5xx_gives_up_after_the_bounded_attempts(aiohttp_server, http: aiohttp.ClientSession) -> None:
