@@ -56,12 +56,9 @@ def transfer_call(
     human = settings.human_transfer_number
     if not human:
         raise ServiceUnavailable("transfers are not configured: HUMAN_TRANSFER_NUMBER is not set")
-    record = _require_call(store, call_sid)
-    if record.transfer_target is not None:
-        logger.info("transfer repeated: the call was already transferred")
-        return TransferResult(call_sid=call_sid, target=mask_phone(record.transfer_target))
-    if record.status.is_terminal:
-        raise Conflict("the call has already ended")
+    settled = _already_settled(_require_call(store, call_sid))
+    if settled is not None:
+        return settled
 
     # The claim stores the summary before Twilio is asked (the whisper URL reads it when the human answers) and makes
     # a retry that arrives while this request still waits on Twilio (the relay timed out and asked again) wait for it
@@ -78,7 +75,7 @@ def transfer_call(
     except Exception:
         store.release_transfer(call_sid)
         raise
-    record = store.update_call(
+    store.update_call(
         call_sid,
         {"transfer_target": human, "outcome": CallOutcome.TRANSFERRED},
         only_if_unset=("outcome", "transfer_target"),
@@ -94,15 +91,22 @@ def transfer_call(
     return TransferResult(call_sid=call_sid, target=mask_phone(human))
 
 
+def _already_settled(record: CallRecord) -> TransferResult | None:
+    """A call already transferred answers 200 again (the API is idempotent); a call that ended otherwise is a 409."""
+    if record.transfer_target is not None:
+        logger.info("transfer repeated: the call was already transferred")
+        return TransferResult(call_sid=record.call_sid, target=mask_phone(record.transfer_target))
+    if record.status.is_terminal:
+        raise Conflict("the call has already ended")
+    return None
+
+
 def _claim_refused(store: CallStore, call_sid: str) -> TransferResult:
     """Why the claim was not ours: the transfer already succeeded (200, idempotent), the call ended meanwhile (409), or
     another attempt holds the claim (409 in progress: retry later, the transfer may still fail)."""
-    record = _require_call(store, call_sid)
-    if record.transfer_target is not None:
-        logger.info("transfer repeated: the call was already transferred")
-        return TransferResult(call_sid=call_sid, target=mask_phone(record.transfer_target))
-    if record.status.is_terminal:
-        raise Conflict("the call has already ended")
+    settled = _already_settled(_require_call(store, call_sid))
+    if settled is not None:
+        return settled
     logger.info("transfer already under way: not asking Twilio again")
     raise InProgress(
         "a transfer of this call is in progress: retry to learn whether it succeeded",
