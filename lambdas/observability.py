@@ -17,6 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callcore.masking import mask_phone
@@ -64,5 +65,7 @@ def observed(handler: LambdaHandler) -> LambdaHandler:
     """Logger context (state cleared per invocation, the event never logged: it carries phone numbers), metrics
     flushed as EMF, X-Ray tracing without the response (it holds stream tokens)."""
     traced = tracer.capture_lambda_handler(handler, capture_response=False) if tracer is not None else handler
-    flushed = metrics.log_metrics(traced, capture_cold_start_metric=True)
+    # Powertools emits ColdStart through `single_metric`, which ignores POWERTOOLS_METRICS_DISABLED (local runs set it):
+    # ask for it only where metrics are on.
+    flushed = metrics.log_metrics(traced, capture_cold_start_metric=not is_metrics_disabled())
     return logger.inject_lambda_context(flushed, clear_state=True, log_event=False)
