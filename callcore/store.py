@@ -175,6 +175,7 @@ class IdempotencyState(Enum):
     IN_PROGRESS = "in_progress"  # a request holds the key and is doing the work
     DONE = "done"  # the work succeeded: `result` is what it answered
     RELEASED = "released"  # the work failed before it took effect: the key may be claimed again
+    UNKNOWN = "unknown"  # the work may or may not have taken effect (no answer from upstream): never redone
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class IdempotencyClaim:
     request_hash: str
     state: IdempotencyState
     result: dict[str, str] | None = None
+    claimed_at: datetime | None = None
 
 
 def _call_item(record: CallRecord) -> dict[str, Any]:
@@ -540,13 +542,17 @@ class CallStore:
             old: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
             data = _deserialize(old)
             result = data.get("result")
+            claimed_at = data.get("claimed_at")
             return IdempotencyClaim(
                 claimed=False,
                 request_hash=str(data.get("request_hash", "")),
                 state=IdempotencyState(data.get("state", IdempotencyState.IN_PROGRESS.value)),
                 result={str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else None,
+                claimed_at=datetime.fromisoformat(claimed_at) if isinstance(claimed_at, str) else None,
             )
-        return IdempotencyClaim(claimed=True, request_hash=request_hash, state=IdempotencyState.IN_PROGRESS)
+        return IdempotencyClaim(
+            claimed=True, request_hash=request_hash, state=IdempotencyState.IN_PROGRESS, claimed_at=now
+        )
 
     def complete_idempotency_key(self, key: str, result: Mapping[str, str]) -> None:
         """Store what the request that holds `key` answered; a retry with the key gets the same."""
@@ -561,15 +567,23 @@ class CallStore:
     def release_idempotency_key(self, key: str) -> None:
         """The request holding `key` failed before it took effect: let a retry with the key try again. (An update,
         not a delete: the roles that claim keys hold no DeleteItem.)"""
+        self._settle_idempotency_key(key, IdempotencyState.RELEASED)
+
+    def mark_idempotency_unknown(self, key: str) -> None:
+        """The request holding `key` cannot tell whether it took effect: a retry with the key is told so, and does
+        not do the work again."""
+        self._settle_idempotency_key(key, IdempotencyState.UNKNOWN)
+
+    def _settle_idempotency_key(self, key: str, state: IdempotencyState) -> None:
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=_serialize({"pk": f"IDEMPOTENCY#{key}", "sk": IDEMPOTENCY_SK}),
-                UpdateExpression="SET #state = :released",
+                UpdateExpression="SET #state = :state",
                 ConditionExpression="#state = :in_progress",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":released": {"S": IdempotencyState.RELEASED.value},
+                    ":state": {"S": state.value},
                     ":in_progress": {"S": IdempotencyState.IN_PROGRESS.value},
                 },
             )

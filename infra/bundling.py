@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from importlib.metadata import distributions
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 from infra.constants import LAMBDA_PYTHON_VERSION
 from infra.settings import Architecture
 
@@ -201,13 +204,22 @@ def stage_lambda_code(
 
 
 def tested_versions() -> bytes:
-    """`name==version` of every distribution in the synthesizing environment: the layer's pip constraints."""
-    pins = set()
+    """`name==version` of every distribution in the synthesizing environment: the layer's pip constraints.
+
+    One pin per name, the one imported (the first on sys.path; a stale copy further down would make the constraints
+    contradict each other). Versions pip cannot parse (distribution packages such as `1.2ubuntu1` visible to a venv
+    with system site-packages) are left out: pip refuses the whole file over one of them."""
+    pins: dict[str, str] = {}
     for distribution in distributions():
         name = distribution.metadata["Name"]
-        if name and distribution.version:
-            pins.add(f"{name.lower().replace('_', '-')}=={distribution.version}")
-    return "".join(f"{pin}\n" for pin in sorted(pins)).encode()
+        if not name or not distribution.version:
+            continue
+        try:
+            Version(distribution.version)
+        except InvalidVersion:
+            continue
+        pins.setdefault(canonicalize_name(name), distribution.version)
+    return "".join(sorted(f"{name}=={version}\n" for name, version in pins.items())).encode()
 
 
 def layer_cache_key(

@@ -96,8 +96,8 @@ class LambdaSettings(StorageSettings):
     public_api_base_url: str | None = Field(
         default=None,
         alias="PUBLIC_API_BASE_URL",
-        description="the API's public base URL including the stage or base path (a custom domain); "
-        "default: rebuilt from each request's Host header and stage",
+        description="the API's public base URL including the stage or base path; required behind a custom domain "
+        "(routing and signature checks need its base path); default: the execute-api host and stage of each request",
     )
     answering_machine_detection: AnsweringMachineDetection = Field(
         default=AnsweringMachineDetection.OFF,

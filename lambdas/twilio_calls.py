@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from requests.exceptions import RequestException
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioException
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from lambdas.errors import Conflict, Unprocessable, UpstreamError
 from lambdas.observability import logger
@@ -41,6 +43,11 @@ class NumberRefused(Unprocessable):
 
 class TwilioFailure(UpstreamError):
     """Any other Twilio REST failure, or Twilio could not be reached in time."""
+
+
+class TwilioOutcomeUnknown(TwilioFailure):
+    """Creating a call failed after the request may have reached Twilio (no answer in time, a connection lost after
+    sending, a Twilio 5xx): the call may exist. Whoever asked must not simply try again."""
 
 
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
@@ -92,7 +99,10 @@ class TwilioCalls:
         try:
             created = self._client.calls.create(**kwargs)
         except (TwilioException, RequestException) as error:
-            raise _refusal(error, action="place the call", number_field="to") from None
+            refusal = _refusal(error, action="place the call", number_field="to")
+            if isinstance(refusal, TwilioFailure) and _may_have_reached_twilio(error):
+                raise TwilioOutcomeUnknown(refusal.message) from None
+            raise refusal from None
         return str(created.sid)
 
     def redirect(self, call_sid: str, twiml: str, *, number_field: str) -> None:
@@ -108,6 +118,20 @@ class TwilioCalls:
             self._client.calls(call_sid).update(status="completed")
         except (TwilioException, RequestException) as error:
             raise _refusal(error, action="hang up the call", number_field=None) from None
+
+
+def _may_have_reached_twilio(error: Exception) -> bool:
+    """False only when the request certainly never arrived: no connection was made (refused, no route, name not
+    resolved, connect timeout). A read timeout, a connection lost mid-request or a 5xx leave the outcome open."""
+    if isinstance(error, ConnectTimeout):
+        return False
+    if isinstance(error, RequestsConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    if isinstance(error, RequestException):
+        return True
+    status = getattr(error, "status", None)
+    return isinstance(status, int) and status >= 500
 
 
 def _refusal(error: Exception, *, action: str, number_field: str | None) -> Exception:

@@ -28,9 +28,10 @@ from lambdas.settings import LambdaSettings
 from lambdas.twilio_calls import TwilioCalls
 from lambdas.webhooks import WHISPER_PATH
 
-# The transfer function's timeout is 20 s (infra/constants.py, checked by tests/infra/test_api.py): a claim older than
-# that plus a margin for clock skew between invocations belongs to an attempt that can no longer be running.
-TRANSFER_CLAIM_LEASE = timedelta(seconds=60)
+# The transfer function's timeout is 20 s (infra/constants.py): a claim older than that plus a margin belongs to an
+# attempt that can no longer be running. Short enough that the relay, which waits on an in-progress transfer for up
+# to 35 s (relay.call_control), is still waiting when a dead attempt's claim becomes free to take over.
+TRANSFER_CLAIM_LEASE = timedelta(seconds=30)
 # What a client should wait before asking again while a transfer is in progress: about one Twilio REST round trip.
 TRANSFER_RETRY_AFTER_SECONDS = 2
 

@@ -9,7 +9,10 @@ reads `direction=outbound` from the record to open with an outbound line.
 A client retry must not dial twice: with an `Idempotency-Key` header the key is claimed in DynamoDB before Twilio is
 asked. A retry with the same key and the same body gets the first answer; with another body, 422; while the first
 request still runs, 409 (Retry-After). A request that failed before the call was placed (Twilio refused, the agent was
-full) releases its key, so the retry may try again. Keys expire after 24 hours.
+full) releases its key, so the retry may try again. A request that cannot tell whether Twilio placed the call (no
+answer in time, a 5xx), or that died holding the key (older than IDEMPOTENCY_LEASE), leaves the key "outcome
+unknown": a retry gets a final 409 saying so, never a second call and never an invitation to keep polling. Keys
+expire after 24 hours.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from callcore.masking import mask_phone
-from callcore.models import CallDirection, CallRecord, CallStatus
+from callcore.models import CallDirection, CallRecord, CallStatus, utc_now
 from callcore.store import CallAlreadyExists, CallStore, IdempotencyState
-from lambdas.errors import ApiError, InProgress, ServiceUnavailable, Unprocessable
+from lambdas.errors import ApiError, Conflict, InProgress, ServiceUnavailable, Unprocessable
 from lambdas.logic.admission import agent_can_take_call
 from lambdas.models import OutboundCallRequest, OutboundCallResult
 from lambdas.observability import Metric, bind_call, count, logger
 from lambdas.settings import AnsweringMachineDetection, LambdaSettings
-from lambdas.twilio_calls import OutboundCall, TwilioCalls
+from lambdas.twilio_calls import OutboundCall, TwilioCalls, TwilioOutcomeUnknown
 from lambdas.webhooks import FALLBACK_PATH, INCOMING_PATH, STATUS_PATH
 
 # Twilio's MachineDetection values: "Enable" answers as soon as it knows; "DetectMessageEnd" waits for the beep, which
@@ -42,6 +45,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_TTL = timedelta(hours=24)
 # About one Twilio REST round trip: when the request holding the key will have answered.
 IDEMPOTENCY_RETRY_AFTER_SECONDS = 2
+# The outbound function's timeout is 20 s (infra/constants.py): a key held longer belongs to a request that died.
+IDEMPOTENCY_LEASE = timedelta(seconds=60)
 
 
 def place_outbound_call(
@@ -67,6 +72,12 @@ def place_outbound_call(
             logger.info("repeated request: answering with the call it placed")
             bind_call(claim.result["callSid"], callee=request.to)
             return OutboundCallResult(call_sid=claim.result["callSid"])
+        stale = claim.claimed_at is not None and utc_now() - claim.claimed_at > IDEMPOTENCY_LEASE
+        if claim.state is IdempotencyState.UNKNOWN or (claim.state is IdempotencyState.IN_PROGRESS and stale):
+            raise Conflict(
+                f"the request with this {IDEMPOTENCY_HEADER} did not finish and whether Twilio placed the call is "
+                "unknown: check the calls list before placing it again with a new key"
+            )
         raise InProgress(
             f"a request with this {IDEMPOTENCY_HEADER} is still being processed: retry to get its result",
             retry_after_seconds=IDEMPOTENCY_RETRY_AFTER_SECONDS,
@@ -79,9 +90,13 @@ def place_outbound_call(
 
     try:
         return _place(request, settings=settings, store=store, calls=calls, api_base_url=api_base_url, on_placed=placed)
+    except TwilioOutcomeUnknown:
+        # The call may exist: a retry must not dial again.
+        store.mark_idempotency_unknown(idempotency_key)
+        raise
     except ApiError:
-        # Refused before or by Twilio (not configured, agent full, number refused, Twilio failed): nothing was dialled,
-        # so the key is free for a retry. A crash leaves it held: a retry then gets 409, never a second call.
+        # Refused before or by Twilio (not configured, agent full, number refused): nothing was dialled, so the key is
+        # free for a retry. A crash leaves it held until IDEMPOTENCY_LEASE, then "outcome unknown": never a second call.
         store.release_idempotency_key(idempotency_key)
         raise
 

@@ -79,8 +79,9 @@ class CallControlClient:
         # Longer than the Lambda's worst case (cold start, a secret read, DynamoDB, Twilio REST's own 5 s timeout), so
         # a slow first attempt is not retried while it still works; API Gateway itself gives up at 29 s.
         attempt_timeout_seconds: float = 12.0,
-        # The transfer Lambda's timeout (20 s): by then the attempt holding the transfer has finished or died.
-        in_progress_wait_seconds: float = 20.0,
+        # Longer than the transfer Lambda's claim lease (30 s): by then the attempt holding the transfer has finished,
+        # or it died and its claim can be taken over by the next ask.
+        in_progress_wait_seconds: float = 35.0,
         boto_session: boto3.session.Session | None = None,
     ) -> None:
         parts = urlsplit(base_url)

@@ -203,3 +203,15 @@ def test_the_bytecode_interpreter_must_match_the_runtime_version(monkeypatch):
     monkeypatch.setenv(bundling.BYTECODE_PYTHON_ENV, sys.executable)
     with pytest.raises(BundlingError, match=bundling.BYTECODE_PYTHON_ENV):
         bundling.find_bytecode_python("9.9")
+
+
+def test_tested_versions_skip_what_pip_cannot_parse_and_pin_each_name_once(monkeypatch):
+    class Dist:
+        def __init__(self, name: str, version: str) -> None:
+            self.metadata = {"Name": name}
+            self.version = version
+
+    found = [Dist("Pydantic_Core", "2.50.5"), Dist("distro-info", "0.23ubuntu1"), Dist("pydantic-core", "2.1.0")]
+    monkeypatch.setattr(bundling, "distributions", lambda: found)
+    # The first copy on sys.path is the one imported; a Debian-style version would make pip refuse the whole file.
+    assert bundling.tested_versions() == b"pydantic-core==2.50.5\n"

@@ -113,7 +113,16 @@ def test_the_claim_lease_outlives_the_transfer_function():
     from infra.constants import ROUTES_BY_ID
 
     # A lease shorter than the function timeout would let a retry take over a claim whose holder still runs.
-    assert timedelta(seconds=ROUTES_BY_ID["Transfer"].timeout_seconds + 10) < TRANSFER_CLAIM_LEASE
+    assert timedelta(seconds=ROUTES_BY_ID["Transfer"].timeout_seconds + 5) < TRANSFER_CLAIM_LEASE
+
+
+def test_the_relay_waits_on_a_transfer_in_progress_until_a_dead_attempts_claim_is_free():
+    import inspect
+
+    from relay.call_control import CallControlClient
+
+    wait = inspect.signature(CallControlClient).parameters["in_progress_wait_seconds"].default
+    assert timedelta(seconds=wait) > TRANSFER_CLAIM_LEASE
 
 
 def test_transfer_keeps_an_outcome_set_earlier(aws, twilio, invoke, make_call):

@@ -73,7 +73,8 @@ def test_a_retry_while_the_first_request_runs_is_409_in_progress(aws, twilio, in
 
 
 def test_a_request_twilio_refused_releases_its_key_for_a_retry(aws, twilio, invoke):
-    twilio.fail_next(status=503, code=20503, message="unavailable")
+    # A 4xx: Twilio answered that it did not create the call.
+    twilio.fail_next(status=400, code=21210, message="'From' phone number not verified")
     assert place(invoke, BODY, "k-3").status == 502
     retry = place(invoke, BODY, "k-3")
     assert retry.status == 201
@@ -121,3 +122,29 @@ def test_a_malformed_key_is_a_400_naming_the_header(aws, twilio, invoke, key):
 
 def test_a_key_of_128_printable_characters_is_accepted(aws, twilio, invoke):
     assert place(invoke, BODY, "k" * 127 + "~").status == 201
+
+
+def test_when_twilio_may_have_placed_the_call_a_retry_is_told_so_and_never_dials(aws, twilio, invoke):
+    # A 5xx (like a timeout after sending): Twilio may have created the call. Dialling again could ring the person
+    # twice; inviting the client to keep polling would never end. The retry gets a final 409 instead.
+    twilio.fail_next(status=503, code=20503, message="unavailable")
+    assert place(invoke, BODY, "k-6").status == 502
+    retry = place(invoke, BODY, "k-6")
+    assert retry.status == 409
+    assert "unknown" in retry.json()["message"]
+    assert "inProgress" not in retry.json()
+    assert "Retry-After" not in retry.headers
+    assert len(twilio.requests) == 1
+
+
+def test_a_key_held_past_its_lease_by_a_request_that_died_is_final(aws, twilio, invoke):
+    from lambdas.logic.outbound_call import IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL, request_fingerprint
+    from lambdas.models import OutboundCallRequest
+
+    fingerprint = request_fingerprint(OutboundCallRequest.model_validate(BODY))
+    died_at = datetime.now(UTC) - IDEMPOTENCY_LEASE - timedelta(seconds=5)
+    aws.store.claim_idempotency_key("k-7", request_hash=fingerprint, ttl=IDEMPOTENCY_TTL, now=died_at)
+    retry = place(invoke, BODY, "k-7")
+    assert retry.status == 409
+    assert "unknown" in retry.json()["message"]
+    assert len(twilio.requests) == 0
