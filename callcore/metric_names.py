@@ -38,3 +38,4 @@ class LambdaMetric(StrEnum):
     REJECTED_SIGNATURES = "RejectedSignatures"
     OUTBOUND_CALLS = "OutboundCalls"
     TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
+    CALLS_SWEPT = "CallsSwept"  # ended calls whose end-of-call work the sweep had to finish

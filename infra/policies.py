@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 
+from callcore.store import BY_DAY_INDEX
 from callcore.transcripts import CALLS_PREFIX, TRANSCRIPTS_PREFIX
 
 ARCHIVE_PREFIXES = (TRANSCRIPTS_PREFIX, CALLS_PREFIX)
@@ -29,7 +30,7 @@ def table_statements(
         return []
     resources = [table.table_arn]
     if include_by_day_index:
-        resources.append(f"{table.table_arn}/index/*")
+        resources.append(f"{table.table_arn}/index/{BY_DAY_INDEX}")
     return [
         iam.PolicyStatement(sid="CallTable", actions=list(actions), resources=resources),
         iam.PolicyStatement(sid="CallTableKey", actions=list(TABLE_KEY_ACTIONS), resources=[key.key_arn]),

@@ -26,6 +26,7 @@ from infra.constructs.relay import RelayService
 from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
+from infra.constructs.sweep import EndOfCallSweep
 from infra.constructs.twilio_number import TwilioNumberWiring
 from infra.settings import DeploySettings
 
@@ -61,6 +62,14 @@ class PhoneAgentStack(Stack):
             environment=self._lambda_environment(),
             metrics_namespace=settings.metrics_namespace,
         )
+        self.sweep = EndOfCallSweep(
+            self,
+            "EndOfCallSweep",
+            package=self.lambda_package,
+            storage=self.storage,
+            secrets=self.secrets,
+            environment=self._lambda_environment(),
+        )
         self.relay = RelayService(
             self,
             "Relay",
@@ -79,6 +88,7 @@ class PhoneAgentStack(Stack):
             api=self.api,
             endpoint=self.relay_endpoint,
             relay=self.relay,
+            scheduled={"EndOfCallSweep": self.sweep.function},
             key=self.storage.key,
         )
         self.analytics = Analytics(

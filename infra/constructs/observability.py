@@ -6,11 +6,14 @@ metrics); AWS service metrics (Lambda, API Gateway, ALB, ECS) come from the cons
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -71,9 +74,11 @@ class Observability(Construct):
         api: Api,
         endpoint: RelayEndpoint,
         relay: RelayService,
+        scheduled: Mapping[str, lambda_.IFunction],
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._scheduled = dict(scheduled)
         self._settings = settings
         self._namespace = settings.metrics_namespace
         self._api = api
@@ -143,6 +148,14 @@ class Observability(Construct):
                 threshold=1,
                 description=f"The {name} Lambda failed (an unhandled error: Twilio got a 5xx or a call-control "
                 "request failed). Look at its log group.",
+            )
+        for name, scheduled in self._scheduled.items():
+            self._alarm(
+                f"{name}Errors",
+                metric=scheduled.metric_errors(period=FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
+                threshold=1,
+                description=f"The scheduled {name} Lambda failed: ended calls may keep their agent seats. Look at "
+                "its log group.",
             )
         self._alarm(
             "Api5xx",
@@ -255,7 +268,10 @@ class Observability(Construct):
                     relay_line(self._namespace, RelayMetric.BARGE_INS),
                     relay_line(self._namespace, RelayMetric.MODEL_ERRORS),
                 ],
-                [lambda_metric(self._namespace, LambdaMetric.TRANSCRIPTS_RECOVERED)],
+                [
+                    lambda_metric(self._namespace, LambdaMetric.TRANSCRIPTS_RECOVERED),
+                    lambda_metric(self._namespace, LambdaMetric.CALLS_SWEPT),
+                ],
             ),
             self._graph(
                 "Refused connections",

@@ -50,7 +50,7 @@ def apply_call_status(
         return False
     logger.info("call status applied", extra={"status": status.value, "seq": sequence})
     if status.is_terminal:
-        _finish_call(callback.call_sid, settings=settings, store=store, archive=archive)
+        finish_call(callback.call_sid, settings=settings, store=store, archive=archive)
     return True
 
 
@@ -64,7 +64,7 @@ def _finish_if_unfinished(
     if not record.status.is_terminal or record.finished_at is not None:
         return False
     logger.warning("retried terminal callback: finishing the call", extra={"status": record.status.value})
-    _finish_call(callback.call_sid, settings=settings, store=store, archive=archive)
+    finish_call(callback.call_sid, settings=settings, store=store, archive=archive)
     return True
 
 
@@ -80,8 +80,16 @@ def _twilio_time(value: str | None) -> datetime:
     return utc_now()
 
 
-def _finish_call(call_sid: str, *, settings: LambdaSettings, store: CallStore, archive: TranscriptArchive) -> None:
-    """Outcome, seat, transcript and summary of an ended call, then the `finished_at` mark. Safe to run again."""
+def finish_call(
+    call_sid: str,
+    *,
+    settings: LambdaSettings,
+    store: CallStore,
+    archive: TranscriptArchive,
+    transcript_grace_seconds: float | None = None,
+) -> None:
+    """Outcome, seat, transcript and summary of an ended call, then the `finished_at` mark. Safe to run again.
+    `transcript_grace_seconds`: how long the relay may still take to write its transcript (default: the setting)."""
     # First, before any wait: the seat is free the moment the call ended (a no-op for a call that never had one or
     # whose transfer already gave it back).
     if store.release_seat(call_sid):
@@ -89,7 +97,8 @@ def _finish_call(call_sid: str, *, settings: LambdaSettings, store: CallStore, a
     record = store.require_call(call_sid)
     # Before the outcome: the relay writes its outcome before its transcript, so once the transcript is there (or the
     # grace is over without it) the relay's outcome, if it will ever have one, is already stored.
-    relay_wrote = _relay_wrote_transcript(record, archive, grace_seconds=settings.transcript_grace_seconds)
+    grace = settings.transcript_grace_seconds if transcript_grace_seconds is None else transcript_grace_seconds
+    relay_wrote = _relay_wrote_transcript(record, archive, grace_seconds=grace)
     record = store.update_call(
         call_sid, {"outcome": _fallback_outcome(record.status, relay_wrote=relay_wrote)}, only_if_unset=("outcome",)
     )

@@ -25,7 +25,7 @@ def alarms_by_metric(stack: Synthesized) -> dict[str, list[dict[str, object]]]:
 
 def test_the_alarms_come_with_the_stack(any_stack: Synthesized):
     alarms = alarms_by_metric(any_stack)
-    assert len(alarms["Errors"]) == len(any_stack.stack.api.functions)  # one per Lambda
+    assert len(alarms["Errors"]) == len(any_stack.stack.api.functions) + 1  # one per Lambda, the sweep included
     (api_5xx,) = alarms["5XXError"]
     assert api_5xx["Namespace"] == "AWS/ApiGateway"
     (call_control,) = alarms[CALL_CONTROL_5XX_METRIC]

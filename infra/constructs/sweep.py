@@ -1,0 +1,71 @@
+"""The end-of-call sweep (`lambdas.handlers.sweep`): a scheduled Lambda that finishes ended calls whose end-of-call
+work failed (agent seat, outcome, transcript recovery, summary). Without it such a call keeps its seat, and the
+fleet's capacity shrinks one failed finish at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constants import TABLE_UPDATE_AND_QUERY
+from infra.constructs.functions import LambdaPackage
+from infra.constructs.secrets import Secrets
+from infra.constructs.storage import Storage
+from infra.nag import acknowledge, resource_finding
+from infra.policies import (
+    ARCHIVE_WILDCARD_REASON,
+    archive_object_arns,
+    archive_statements,
+    secrets_statement,
+    table_statements,
+)
+
+SWEEP_HANDLER = "lambdas.handlers.sweep.handler"
+SWEEP_INTERVAL = Duration.minutes(5)
+# Finishing a call is a few DynamoDB and S3 requests; a sweep after an outage may have a backlog of them.
+SWEEP_TIMEOUT = Duration.minutes(2)
+
+
+class EndOfCallSweep(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package: LambdaPackage,
+        storage: Storage,
+        secrets: Secrets,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        bucket = storage.transcripts_bucket
+        self.function: lambda_.Function = package.function(
+            self,
+            "Function",
+            handler=SWEEP_HANDLER,
+            description="Every 5 minutes: finishes ended calls whose end-of-call work failed",
+            environment=environment,
+            timeout=SWEEP_TIMEOUT,
+            memory_mib=512,
+            statements=[
+                # Lists the last two days' calls through the by-day index, then the status route's own work.
+                *table_statements(storage.table, storage.key, TABLE_UPDATE_AND_QUERY, include_by_day_index=True),
+                *archive_statements(bucket, storage.key, read=True),
+                secrets_statement([secrets.twilio_auth_token, secrets.twilio_account_sid, secrets.stream_token_secret]),
+            ],
+        )
+        if self.function.role is not None:
+            findings = [resource_finding(self, arn) for arn in archive_object_arns(bucket)]
+            acknowledge(self.function.role, "AwsSolutions-IAM5", ARCHIVE_WILDCARD_REASON, *findings)
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="Runs the end-of-call sweep",
+            schedule=events.Schedule.rate(SWEEP_INTERVAL),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],  # the next run is the retry
+        )
