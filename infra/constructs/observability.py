@@ -141,21 +141,17 @@ class Observability(Construct):
         return alarm
 
     def _build_alarms(self) -> None:
-        for name, function in self._api.functions.items():
+        api_failure = "an unhandled error: Twilio got a 5xx or a call-control request failed"
+        sweep_failure = "ended calls may keep their agent seats"
+        for name, function, consequence in [
+            *((name, function, api_failure) for name, function in self._api.functions.items()),
+            *((name, function, sweep_failure) for name, function in self._scheduled.items()),
+        ]:
             self._alarm(
                 f"{name}Errors",
                 metric=function.metric_errors(period=FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
                 threshold=1,
-                description=f"The {name} Lambda failed (an unhandled error: Twilio got a 5xx or a call-control "
-                "request failed). Look at its log group.",
-            )
-        for name, scheduled in self._scheduled.items():
-            self._alarm(
-                f"{name}Errors",
-                metric=scheduled.metric_errors(period=FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
-                threshold=1,
-                description=f"The scheduled {name} Lambda failed: ended calls may keep their agent seats. Look at "
-                "its log group.",
+                description=f"The {name} Lambda failed ({consequence}). Look at its log group.",
             )
         self._alarm(
             "Api5xx",
