@@ -39,6 +39,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from infra.bundling import (
     BUILD_DIR,
@@ -133,6 +134,17 @@ class Layout:
             env["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.python_path)
         return env
 
+    def python(self, *arguments: str, environment_of: str) -> subprocess.CompletedProcess[str]:
+        """This layout's interpreter in a fresh process, with the Lambda environment of the module `environment_of`."""
+        return subprocess.run(
+            [self.interpreter, "-s", *arguments],
+            env=self.child_environment(environment_of),
+            cwd=self.task_root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -192,32 +204,23 @@ def shipped_layout() -> Layout | None:
     )
 
 
+def _last_json_line(layout: Layout, what: str, result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    if result.returncode != 0:
+        raise SystemExit(f"{what} ({layout.name}) failed:\n{result.stderr}")
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
 def measure(layout: Layout, module: str) -> Sample:
     """`module` is a handler module, or LIBRARIES (measured under the TwiML route's environment)."""
-    result = subprocess.run(
-        [layout.interpreter, "-s", "-c", _CHILD, module],
-        env=layout.child_environment(TWIML_ROUTE if module == LIBRARIES else module),
-        cwd=layout.task_root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"importing {module} ({layout.name}) failed:\n{result.stderr}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    result = layout.python("-c", _CHILD, module, environment_of=TWIML_ROUTE if module == LIBRARIES else module)
+    data = _last_json_line(layout, f"importing {module}", result)
     return Sample(init_ms=float(data["init_ms"]), modules=int(data["modules"]))
 
 
 def top_imports(layout: Layout, module: str, count: int) -> list[tuple[int, str]]:
     """The slowest imports (cumulative microseconds) from `python -X importtime`."""
-    result = subprocess.run(
-        [layout.interpreter, "-s", "-X", "importtime", "-c", f"import {module}"],
-        env=layout.child_environment(module),
-        cwd=layout.task_root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = layout.python("-X", "importtime", "-c", f"import {module}", environment_of=module)
     rows = []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
@@ -229,15 +232,8 @@ def top_imports(layout: Layout, module: str, count: int) -> list[tuple[int, str]
 
 def measure_reference(layout: Layout) -> float:
     """The machine-speed yardstick: the same interpreter importing a fixed set of precompiled stdlib modules."""
-    result = subprocess.run(
-        [layout.interpreter, "-s", "-c", _REFERENCE_CHILD],
-        env=layout.child_environment(TWIML_ROUTE),
-        cwd=layout.task_root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["init_ms"])
+    result = layout.python("-c", _REFERENCE_CHILD, environment_of=TWIML_ROUTE)
+    return float(_last_json_line(layout, "the yardstick", result)["init_ms"])
 
 
 def main() -> int:

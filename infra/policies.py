@@ -14,9 +14,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import IConstruct
 
 from callcore.store import BY_DAY_INDEX
 from callcore.transcripts import CALLS_PREFIX, TRANSCRIPTS_PREFIX
+from infra.nag import acknowledge, resource_finding
 
 ARCHIVE_PREFIXES = (TRANSCRIPTS_PREFIX, CALLS_PREFIX)
 # DynamoDB with a customer managed key: callers need the key for reads and writes (DynamoDB calls KMS on their behalf).
@@ -68,6 +70,12 @@ def archive_object_arns(bucket: s3.IBucket) -> list[str]:
 ARCHIVE_WILDCARD_REASON = (
     "Objects under the archive prefixes only (transcripts/, calls/): one object per call, keys unknown in advance."
 )
+
+
+def acknowledge_archive_objects(role: IConstruct, bucket: s3.IBucket) -> None:
+    """The cdk-nag IAM5 acknowledgement every role given `archive_statements` needs (object ARNs by prefix)."""
+    findings = [resource_finding(role, arn) for arn in archive_object_arns(bucket)]
+    acknowledge(role, "AwsSolutions-IAM5", ARCHIVE_WILDCARD_REASON, *findings)
 
 
 def secrets_statement(secrets: Iterable[secretsmanager.ISecret]) -> iam.PolicyStatement:

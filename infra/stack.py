@@ -53,13 +53,14 @@ class PhoneAgentStack(Stack):
             access_logs_bucket=self.storage.access_logs_bucket,
         )
         self.lambda_package = LambdaPackage(self, "LambdaPackage", architecture=settings.architecture)
+        lambda_environment = self._lambda_environment()
         self.api = Api(
             self,
             "Api",
             package=self.lambda_package,
             storage=self.storage,
             secrets=self.secrets,
-            environment=self._lambda_environment(),
+            environment=lambda_environment,
             metrics_namespace=settings.metrics_namespace,
         )
         self.sweep = EndOfCallSweep(
@@ -68,7 +69,7 @@ class PhoneAgentStack(Stack):
             package=self.lambda_package,
             storage=self.storage,
             secrets=self.secrets,
-            environment=self._lambda_environment(),
+            environment=lambda_environment,
         )
         self.relay = RelayService(
             self,

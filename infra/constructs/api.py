@@ -27,14 +27,8 @@ from infra.constants import (
 from infra.constructs.functions import LambdaPackage
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
-from infra.nag import acknowledge, resource_finding
-from infra.policies import (
-    ARCHIVE_WILDCARD_REASON,
-    archive_object_arns,
-    archive_statements,
-    secrets_statement,
-    table_statements,
-)
+from infra.nag import acknowledge
+from infra.policies import acknowledge_archive_objects, archive_statements, secrets_statement, table_statements
 
 # One JSON line per request. `status` is unquoted so metric filters can compare it as a number. No bodies and no
 # data tracing: Twilio's form posts carry caller numbers.
@@ -133,9 +127,7 @@ class Api(Construct):
             *table_statements(self._storage.table, self._storage.key, route.table_actions),
             # Every handler loads the Lambdas' one settings model, which needs all three (auth token, account SID,
             # stream-token secret); none of them can read the OpenAI key.
-            secrets_statement(
-                [self._secrets.twilio_auth_token, self._secrets.twilio_account_sid, self._secrets.stream_token_secret]
-            ),
+            secrets_statement(self._secrets.lambda_settings),
         ]
         bucket = self._storage.transcripts_bucket
         if route.writes_archive:
@@ -151,8 +143,7 @@ class Api(Construct):
             statements=statements,
         )
         if route.writes_archive and function.role is not None:
-            findings = [resource_finding(self, arn) for arn in archive_object_arns(bucket)]
-            acknowledge(function.role, "AwsSolutions-IAM5", ARCHIVE_WILDCARD_REASON, *findings)
+            acknowledge_archive_objects(function.role, bucket)
         integration = apigateway.LambdaIntegration(function, allow_test_invoke=False)
         for method in route.methods:
             self._add_method(route, method, integration)

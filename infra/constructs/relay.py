@@ -37,7 +37,7 @@ from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, resource_finding
-from infra.policies import ARCHIVE_WILDCARD_REASON, archive_object_arns, archive_statements, table_statements
+from infra.policies import acknowledge_archive_objects, archive_statements, table_statements
 from infra.settings import Architecture, DeploySettings
 
 # The relay records calls, turns and bookings, counts nothing itself (the Lambdas own the fleet counter) and reads
@@ -130,12 +130,7 @@ class RelayService(Construct):
             "The call SID in the path is per call: the relay may POST to the transfer and hang-up routes only.",
             *(resource_finding(self, arn) for arn in call_control),
         )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            ARCHIVE_WILDCARD_REASON,
-            *(resource_finding(self, arn) for arn in archive_object_arns(storage.transcripts_bucket)),
-        )
+        acknowledge_archive_objects(role, storage.transcripts_bucket)
         return role
 
     def _build_task_definition(self, secrets: Secrets, environment: Mapping[str, str]) -> ecs.FargateTaskDefinition:

@@ -45,6 +45,11 @@ class Secrets(Construct):
     def operator_filled(self) -> tuple[secretsmanager.Secret, ...]:
         return (self.twilio_account_sid, self.twilio_auth_token, self.openai_api_key)
 
+    @property
+    def lambda_settings(self) -> tuple[secretsmanager.Secret, ...]:
+        """What the Lambdas' one settings model reads (`lambdas.settings`); never the OpenAI key."""
+        return (self.twilio_auth_token, self.twilio_account_sid, self.stream_token_secret)
+
     def _build_operator_secret(
         self, construct_id: str, description: str, rotation_reason: str
     ) -> secretsmanager.Secret:

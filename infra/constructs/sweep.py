@@ -16,14 +16,7 @@ from infra.constants import TABLE_UPDATE_AND_QUERY
 from infra.constructs.functions import LambdaPackage
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
-from infra.nag import acknowledge, resource_finding
-from infra.policies import (
-    ARCHIVE_WILDCARD_REASON,
-    archive_object_arns,
-    archive_statements,
-    secrets_statement,
-    table_statements,
-)
+from infra.policies import acknowledge_archive_objects, archive_statements, secrets_statement, table_statements
 
 SWEEP_HANDLER = "lambdas.handlers.sweep.handler"
 SWEEP_INTERVAL = Duration.minutes(5)
@@ -56,12 +49,11 @@ class EndOfCallSweep(Construct):
                 # Lists the last two days' calls through the by-day index, then the status route's own work.
                 *table_statements(storage.table, storage.key, TABLE_UPDATE_AND_QUERY, include_by_day_index=True),
                 *archive_statements(bucket, storage.key, read=True),
-                secrets_statement([secrets.twilio_auth_token, secrets.twilio_account_sid, secrets.stream_token_secret]),
+                secrets_statement(secrets.lambda_settings),
             ],
         )
         if self.function.role is not None:
-            findings = [resource_finding(self, arn) for arn in archive_object_arns(bucket)]
-            acknowledge(self.function.role, "AwsSolutions-IAM5", ARCHIVE_WILDCARD_REASON, *findings)
+            acknowledge_archive_objects(self.function.role, bucket)
         self.rule = events.Rule(
             self,
             "Schedule",

@@ -482,10 +482,10 @@ class CallSession:
                 try:
                     async with asyncio.timeout(FAILOVER_TRANSFER_SECONDS):
                         await control.transfer(self.call_sid, reason="agent_unavailable", summary=why)
-                except (CallControlError, TimeoutError) as error:
-                    log.error("call %s: fail-over transfer failed: %s", self.call_sid, error)
                 except Exception as error:
-                    log.error("call %s: fail-over transfer failed: %s", self.call_sid, type(error).__name__)
+                    # The call-control errors say what happened; anything else is named by its type only.
+                    said = error if isinstance(error, CallControlError | TimeoutError) else type(error).__name__
+                    log.error("call %s: fail-over transfer failed: %s", self.call_sid, said)
                 else:
                     transferred = True
                     self._deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
