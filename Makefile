@@ -11,12 +11,12 @@ TIERS := unit integration infra e2e
 
 .PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench clean
 
-setup: $(INSTALLED) ## venv + the project (editable) with its dev tools + the pinned CDK CLI
+setup: $(INSTALLED) ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
 
 $(INSTALLED): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
-	$(PY) -m pip install --quiet -e '.[dev]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	$(PY) -m pip install --quiet -e '.[dev,analyst]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@echo "setup done: $$($(PY) --version), CDK CLI $$(npx --no-install cdk --version 2>/dev/null)"
 	touch $@

@@ -13,6 +13,7 @@ import botocore.session
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -51,6 +52,12 @@ def s3_client() -> S3Client:
 
 def secretsmanager_client() -> SecretsManagerClient:
     client: SecretsManagerClient = _client("secretsmanager")
+    return client
+
+
+def cloudformation_client() -> CloudFormationClient:
+    """The analysts' command reads a stack's outputs (`calls --stack NAME`)."""
+    client: CloudFormationClient = _client("cloudformation")
     return client
 
 

@@ -46,3 +46,13 @@ def caller_hash(hash_key: bytes, number: str) -> str:
     recognise a returning one (`callcore.callers`) without storing the number. Without the key it cannot be matched
     back to a number by hashing every possible one."""
     return hmac.new(hash_key, number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_ANY_DIGIT = re.compile(r"\d")
+
+
+def mask_every_digit(text: str) -> str:
+    """Text that leaves AWS (the post-call analysis sends transcripts to an OpenAI text model) with every digit as `#`:
+    card, account and phone numbers, dates of birth and codes alike, however they were spoken or spaced. What the
+    analysis needs (intent, outcome, tone) does not live in digits."""
+    return _ANY_DIGIT.sub("#", text)

@@ -168,6 +168,12 @@ class CallRecord(BaseModel):
         max_length=2000,
         description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
     )
+    recording: CallRecording | None = Field(
+        default=None, description="set when the call is recorded (CALL_RECORDING_ENABLED): where the audio is"
+    )
+    analysis: CallAnalysis | None = Field(
+        default=None, description="the post-call analysis of the transcript, once made (its cost is in the call's)"
+    )
 
     @field_validator(
         "created_at", "answered_at", "ended_at", "transfer_requested_at", "seat_released_at", "finished_at"
@@ -241,3 +247,73 @@ class Booking(BaseModel):
     notes: str = Field(default="", max_length=1000)
     call_sid: CallSid | None = None
     created_at: datetime = Field(default_factory=utc_now)
+
+
+# ---- after the call: the recording and the post-call analysis -------------------------------------------------------
+
+RECORDING_SID_PATTERN = re.compile(r"^RE[0-9a-fA-F]{32}$")
+
+
+class RecordingState(StrEnum):
+    REQUESTED = "requested"  # Twilio was asked to record; the audio is still with Twilio
+    STORED = "stored"  # copied into the transcripts bucket (and deleted from Twilio once `deleted_at` is set)
+    FAILED = "failed"  # Twilio reported the recording failed or held no audio
+
+
+class CallRecording(BaseModel):
+    """A dual-channel recording of the call (left: caller, right: agent), started once the media stream opened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_sid: str = Field(pattern=RECORDING_SID_PATTERN.pattern)
+    state: RecordingState = RecordingState.REQUESTED
+    requested_at: datetime
+    key: str | None = Field(default=None, description="S3 key of the audio in the transcripts bucket")
+    duration_seconds: int | None = None
+    channels: int | None = None
+    stored_at: datetime | None = None
+    deleted_at: datetime | None = Field(default=None, description="when Twilio's copy was deleted")
+    error: str | None = None
+
+
+class Resolution(StrEnum):
+    RESOLVED = "resolved"
+    TRANSFERRED = "transferred"
+    FOLLOW_UP_NEEDED = "follow_up_needed"
+
+
+# Bumped whenever CallInsights changes shape, so analysts can tell analyses made under another schema apart.
+ANALYSIS_SCHEMA_VERSION = 1
+
+
+class CallInsights(BaseModel):
+    """What the text model is asked for (its JSON schema is the structured output's): one call, read after the fact."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    summary: str = Field(description="two sentences: what the caller wanted, and how the call ended")
+    intent: str = Field(description="the caller's main intent in a few words, e.g. 'book a table'")
+    resolution: Resolution = Field(
+        description="resolved: the agent did what was asked; transferred: handed to a person; "
+        "follow_up_needed: someone must get back to the caller"
+    )
+    sentiment: float = Field(ge=-1, le=1, description="the caller's sentiment: -1 very negative, 0 neutral, 1 very positive")
+    lead_score: int = Field(ge=0, le=100, description="0-100: how likely this caller becomes or stays a paying customer")
+    lead_reason: str = Field(description="one sentence: why that lead score")
+    action_items: list[str] = Field(description="what the business should do next; empty when nothing")
+
+
+class CallAnalysis(CallInsights):
+    """The insights with where they came from: stored on the call record and under `analysis/` in S3."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    model: str = Field(description="the text model that made the analysis")
+    schema_version: int = ANALYSIS_SCHEMA_VERSION
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Field(default=Decimal(0), ge=0, description="added to the call's estimated_cost_usd")
+    analyzed_at: datetime = Field(default_factory=utc_now)
+
+
+CallRecord.model_rebuild()

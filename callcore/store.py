@@ -37,7 +37,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from callcore.aws import dynamodb_client
 from callcore.dynamo_types import deserialize, serialize
-from callcore.models import Booking, CallRecord, CallStatus, TranscriptTurn, utc_now
+from callcore.models import Booking, CallAnalysis, CallRecord, CallStatus, TranscriptTurn, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -331,6 +331,7 @@ class CallStore:
         condition: str,
         extra_values: Mapping[str, Any] | None = None,
         keep_existing: tuple[str, ...] = (),
+        add: Mapping[str, Decimal] | None = None,
     ) -> bool:
         """Update an existing record only if `condition` holds: False when it does not, CallNotFound for no record."""
         try:
@@ -340,6 +341,7 @@ class CallStore:
                 condition=f"attribute_exists(pk) AND {condition}",
                 extra_values=extra_values,
                 keep_existing=keep_existing,
+                add=add,
             )
         except ClientError as error:
             if _is_conditional_failure(error):
@@ -387,6 +389,7 @@ class CallStore:
         condition: str,
         extra_values: Mapping[str, Any] | None = None,
         keep_existing: tuple[str, ...] = (),
+        add: Mapping[str, Decimal] | None = None,
     ) -> dict[str, Any]:
         names: dict[str, str] = {}
         values: dict[str, Any] = dict(extra_values or {})
@@ -402,6 +405,12 @@ class CallStore:
                 sets.append(f"#f{i} = if_not_exists(#f{i}, :v{i})")
             else:
                 sets.append(f"#f{i} = :v{i}")
+        # Numbers added in place (the same write as the other changes): `field = field + delta`, from 0 when unset.
+        for j, (field, delta) in enumerate((add or {}).items()):
+            names[f"#a{j}"] = field
+            values[f":a{j}"] = delta
+            values[":zero"] = Decimal(0)
+            sets.append(f"#a{j} = if_not_exists(#a{j}, :zero) + :a{j}")
         expression = ""
         if sets:
             expression += "SET " + ", ".join(sets)
@@ -421,20 +430,33 @@ class CallStore:
         response = self.client.update_item(**kwargs)
         return dict(response.get("Attributes", {}))
 
-    def list_calls_by_day(self, day: str, *, limit: int = 100, start: dict[str, Any] | None = None) -> CallPage:
-        """Calls that started on a UTC day (`YYYY-MM-DD`), oldest first, a page at a time."""
+    def list_calls_by_day(
+        self, day: str, *, limit: int = 100, start: dict[str, Any] | None = None, newest_first: bool = False
+    ) -> CallPage:
+        """Calls that started on a UTC day (`YYYY-MM-DD`), oldest first (or newest first), a page at a time."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": BY_DAY_INDEX,
             "KeyConditionExpression": "gsi1pk = :day",
             "ExpressionAttributeValues": {":day": {"S": f"DAY#{day}"}},
             "Limit": limit,
+            "ScanIndexForward": not newest_first,
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self.client.query(**kwargs)
         calls = [_record_from_item(item) for item in response.get("Items", [])]
         return CallPage(calls=calls, next_token=response.get("LastEvaluatedKey"))
+
+    def record_analysis(self, call_sid: str, analysis: CallAnalysis) -> bool:
+        """Store the post-call analysis and add its cost to the call's, once: False (nothing written) when the call
+        already has an analysis, so a repeated event never adds the cost twice. CallNotFound for no record."""
+        return self._update_if(
+            call_sid,
+            {"analysis": analysis},
+            condition="attribute_not_exists(analysis)",
+            add={"estimated_cost_usd": analysis.cost_usd},
+        )
 
     # ---- transcript turns ---------------------------------------------------------------------------------------
 

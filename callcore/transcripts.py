@@ -4,6 +4,10 @@ Layout (one definition, shared by the relay, the status Lambda and the Glue tabl
 
     transcripts/year=YYYY/month=MM/day=DD/<CallSid>.jsonl   one line per turn (TranscriptLine)
     calls/year=YYYY/month=MM/day=DD/<CallSid>.json          one line: the call summary (CallSummaryLine)
+    analysis/year=YYYY/month=MM/day=DD/<CallSid>.json       one line: the post-call analysis (AnalysisLine)
+    recordings/year=YYYY/month=MM/day=DD/<CallSid>.wav      the call's audio, when recording is on
+
+The day is always the UTC day the call started, so a call's files share one partition.
 
 Caller numbers are personal data: the archive carries them masked plus a keyed hash, so analysts can count repeat
 callers without reading anyone's number.
@@ -12,21 +16,27 @@ callers without reading anyone's number.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from callcore.aws import s3_client
 from callcore.masking import caller_hash, mask_phone
-from callcore.models import CallRecord, ToolCall, TranscriptTurn
+from callcore.models import CallAnalysis, CallRecord, ToolCall, TranscriptTurn
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TRANSCRIPTS_PREFIX = "transcripts"
 CALLS_PREFIX = "calls"
+ANALYSIS_PREFIX = "analysis"
+RECORDINGS_PREFIX = "recordings"
+_TRANSCRIPT_KEY = re.compile(
+    rf"^{TRANSCRIPTS_PREFIX}/year=\d{{4}}/month=\d{{2}}/day=\d{{2}}/(?P<call_sid>CA[0-9a-fA-F]{{32}})\.jsonl$"
+)
 
 
 def partition(day: datetime) -> str:
@@ -40,6 +50,20 @@ def transcript_key(call_sid: str, started: datetime) -> str:
 
 def call_summary_key(call_sid: str, started: datetime) -> str:
     return f"{CALLS_PREFIX}/{partition(started)}/{call_sid}.json"
+
+
+def analysis_key(call_sid: str, started: datetime) -> str:
+    return f"{ANALYSIS_PREFIX}/{partition(started)}/{call_sid}.json"
+
+
+def recording_key(call_sid: str, started: datetime) -> str:
+    return f"{RECORDINGS_PREFIX}/{partition(started)}/{call_sid}.wav"
+
+
+def call_sid_of_transcript(key: str) -> str | None:
+    """The CallSid a transcript's key names, or None for any other key (S3 event keys arrive URL-decoded)."""
+    match = _TRANSCRIPT_KEY.match(key)
+    return match.group("call_sid") if match else None
 
 
 class TranscriptLine(BaseModel):
@@ -148,6 +172,48 @@ class CallSummaryLine(BaseModel):
         )
 
 
+class AnalysisLine(BaseModel):
+    """The post-call analysis as analysts query it (the `analysis` Glue table's columns are these fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_sid: str
+    created_at: str
+    analyzed_at: str
+    model: str
+    schema_version: int
+    summary: str
+    intent: str
+    resolution: str
+    sentiment: float
+    lead_score: int
+    lead_reason: str
+    action_items: list[str]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    @classmethod
+    def from_analysis(cls, record: CallRecord, analysis: CallAnalysis) -> AnalysisLine:
+        return cls(
+            call_sid=record.call_sid,
+            created_at=record.created_at.astimezone(UTC).isoformat(),
+            analyzed_at=analysis.analyzed_at.astimezone(UTC).isoformat(),
+            model=analysis.model,
+            schema_version=analysis.schema_version,
+            summary=analysis.summary,
+            intent=analysis.intent,
+            resolution=analysis.resolution.value,
+            sentiment=analysis.sentiment,
+            lead_score=analysis.lead_score,
+            lead_reason=analysis.lead_reason,
+            action_items=analysis.action_items,
+            input_tokens=analysis.input_tokens,
+            output_tokens=analysis.output_tokens,
+            cost_usd=float(analysis.cost_usd),
+        )
+
+
 def encode_transcript(turns: list[TranscriptTurn]) -> bytes:
     ordered = sorted(turns, key=lambda t: t.index)
     return b"".join(TranscriptLine.from_turn(t).model_dump_json().encode() + b"\n" for t in ordered)
@@ -188,6 +254,28 @@ class TranscriptArchive:
             Bucket=self.bucket, Key=key, Body=line.model_dump_json().encode() + b"\n", ContentType="application/json"
         )
         return key
+
+    def write_analysis(self, record: CallRecord, analysis: CallAnalysis) -> str:
+        key = analysis_key(record.call_sid, record.created_at)
+        line = AnalysisLine.from_analysis(record, analysis)
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=line.model_dump_json().encode() + b"\n", ContentType="application/json"
+        )
+        return key
+
+    def write_recording(self, record: CallRecord, audio: IO[bytes]) -> str:
+        """Store the call's audio, KMS-encrypted whatever the bucket's default (it is a voice: personal data)."""
+        key = recording_key(record.call_sid, record.created_at)
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=audio, ContentType="audio/wav", ServerSideEncryption="aws:kms"
+        )
+        return key
+
+    def download(self, key: str, destination: IO[bytes]) -> None:
+        """Copy an object of the bucket (a recording) into `destination`, a chunk at a time."""
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(chunk_size=1024 * 1024):
+            destination.write(chunk)
 
     def read_transcript(self, call_sid: str, started: datetime) -> list[TranscriptTurn] | None:
         try:
