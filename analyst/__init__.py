@@ -7,7 +7,7 @@ for transcripts, analyses and recordings) from AWS, or from any endpoint in `AWS
 | --- | --- |
 | `cli` | the commands, their options and the one place a user error becomes exit code 2 |
 | `source` | where the data is (flags, environment, a stack's outputs) and AWS errors as one-line messages |
-| `queries` | date ranges, filters, paging through the by-day index, rows per call and per turn, daily figures (DuckDB) |
+| `queries` | date ranges, filters, paging the by-day index, rows per call and per turn, daily figures (DuckDB) |
 | `render` | tables and the conversation as a person reads it (rich) |
 | `export` | CSV, JSON Lines and Parquet writers (pyarrow) |
 | `plot` | the daily figures as a PNG (matplotlib) |

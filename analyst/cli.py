@@ -192,12 +192,10 @@ def show_call(source: DataSource, call_sid: str, audio: str | None) -> None:
 @range_options
 @filter_options
 @page_size_option
-@click.option(
-    "--format", "fmt", type=click.Choice([f.value for f in ExportFormat]), default="csv", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ExportFormat]), default="csv", show_default=True)
 @click.option("--per", type=click.Choice(["call", "turn"]), default="call", show_default=True, help="one row per")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="file (default: stdout)")
-def export_calls(
+def export_calls(  # noqa: PLR0917 - click passes every option as an argument
     source: DataSource, span: Any, call_filter: CallFilter, page_size: int, fmt: str, per: str, output: Path | None
 ) -> None:
     """Calls in a date range as CSV, JSON Lines or Parquet, one row per call or per turn."""
@@ -219,9 +217,7 @@ def export_calls(
     task = progress.add_task("calls", total=None)
 
     def rows() -> Iterator[dict[str, Any]]:
-        seen = 0
-        for record in iter_calls(store, span, call_filter, page_size=page_size):
-            seen += 1
+        for seen, record in enumerate(iter_calls(store, span, call_filter, page_size=page_size), start=1):
             progress.update(task, completed=seen)
             if archive is None:
                 yield call_row(record)

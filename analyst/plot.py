@@ -8,9 +8,9 @@ import matplotlib as mpl
 
 mpl.use("Agg")  # files only: no display, no GUI toolkit
 
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import matplotlib.pyplot as plt
 
-from analyst.queries import DayFigures  # noqa: E402
+from analyst.queries import DayFigures
 
 
 def plot_figures(figures: list[DayFigures], path: Path) -> None:

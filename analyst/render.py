@@ -78,11 +78,14 @@ def call_header(record: CallRecord) -> RenderableType:
         "activity", f"{record.turn_count} turns, {record.barge_in_count} barge-ins, {record.tool_call_count} tool calls"
     )
     usage = record.usage
+    tokens_in, tokens_out = (
+        usage.input_audio_tokens + usage.input_text_tokens,
+        usage.output_audio_tokens + usage.output_text_tokens,
+    )
     analysis_cost = f" (analysis {_usd(record.analysis.cost_usd)})" if record.analysis else ""
     lines.add_row(
         "cost",
-        f"{_usd(record.estimated_cost_usd)}{analysis_cost}; tokens in"
-        f" {usage.input_audio_tokens + usage.input_text_tokens}, out {usage.output_audio_tokens + usage.output_text_tokens}",
+        f"{_usd(record.estimated_cost_usd)}{analysis_cost}; tokens in {tokens_in}, out {tokens_out}",
     )
     if record.transfer_reason or record.transfer_target:
         lines.add_row("transfer", f"to {mask_phone(record.transfer_target)}: {record.transfer_reason or '-'}")

@@ -297,8 +297,12 @@ class CallInsights(BaseModel):
         description="resolved: the agent did what was asked; transferred: handed to a person; "
         "follow_up_needed: someone must get back to the caller"
     )
-    sentiment: float = Field(ge=-1, le=1, description="the caller's sentiment: -1 very negative, 0 neutral, 1 very positive")
-    lead_score: int = Field(ge=0, le=100, description="0-100: how likely this caller becomes or stays a paying customer")
+    sentiment: float = Field(
+        ge=-1, le=1, description="the caller's sentiment: -1 very negative, 0 neutral, 1 very positive"
+    )
+    lead_score: int = Field(
+        ge=0, le=100, description="0-100: how likely this caller becomes or stays a paying customer"
+    )
     lead_reason: str = Field(description="one sentence: why that lead score")
     action_items: list[str] = Field(description="what the business should do next; empty when nothing")
 

@@ -116,8 +116,8 @@ def generate_history(
     span = timedelta(days=days) - timedelta(hours=2)
     starts = [now - timedelta(minutes=5) - span * rng.random() for _ in range(calls)]
     starts += [now - timedelta(days=40 + n) for n in range(3)]
-    for created in starts:
-        created = created.astimezone(UTC)
+    for start in starts:
+        created = start.astimezone(UTC)
         call_sid = _call_sid(rng)
         direction = CallDirection.OUTBOUND if rng.random() < 0.2 else CallDirection.INBOUND
         caller, business = rng.choice(CALLERS), rng.choice(BUSINESS_NUMBERS)
@@ -138,9 +138,20 @@ def generate_history(
             _post_status(call_sid, "no-answer", 0, created + timedelta(seconds=30))
             generated.append(
                 GeneratedCall(
-                    call_sid, created, direction, caller, business, CallOutcome.NOT_ANSWERED, 0, False, None,
-                    (), 0, None, (),
-                )  # fmt: skip
+                    call_sid,
+                    created,
+                    direction,
+                    caller,
+                    business,
+                    CallOutcome.NOT_ANSWERED,
+                    0,
+                    False,
+                    None,
+                    (),
+                    0,
+                    None,
+                    (),
+                )
             )
             continue
         answered = created + timedelta(seconds=rng.randint(1, 8))
@@ -186,8 +197,19 @@ def generate_history(
         _post_status(call_sid, "completed", 1, answered + timedelta(seconds=duration), CallDuration=str(duration))
         generated.append(
             GeneratedCall(
-                call_sid, created, direction, caller, business, outcome, duration,
-                outcome is CallOutcome.TRANSFERRED, greeting_ms, turn_ms, barge_ins, cost, tuple(turns),
-            )  # fmt: skip
+                call_sid,
+                created,
+                direction,
+                caller,
+                business,
+                outcome,
+                duration,
+                outcome is CallOutcome.TRANSFERRED,
+                greeting_ms,
+                turn_ms,
+                barge_ins,
+                cost,
+                tuple(turns),
+            )
         )
     return generated
