@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from typing import Any, cast
 
 from callcore.models import (
     CallDirection,
@@ -101,7 +102,7 @@ def _turns(rng: random.Random, call_sid: str, start: datetime, count: int, *, to
 
 def _post_status(call_sid: str, status: str, sequence: int, at: datetime, **extra: str) -> None:
     params = status_params(call_sid, status, sequence, Timestamp=format_datetime(at), **extra)
-    answer = call_status.handler(twilio_event(STATUS_PATH, params), FakeLambdaContext())
+    answer = call_status.handler(twilio_event(STATUS_PATH, params), cast(Any, FakeLambdaContext()))
     assert answer["statusCode"] == 200, answer
 
 
@@ -144,7 +145,7 @@ def generate_history(
                     caller,
                     business,
                     CallOutcome.NOT_ANSWERED,
-                    0,
+                    None,
                     False,
                     None,
                     (),
