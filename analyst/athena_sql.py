@@ -4,15 +4,18 @@ Used by the tests that prove the saved queries on generated data, and by anyone 
 Athena (`aws s3 sync s3://<bucket>/calls ./archive/calls`, then `run_saved_query`). One word of the SQL text is
 rewritten (`round`); everything else that makes it run on DuckDB is set up around it. The translation, all of it:
 
-| Athena | DuckDB here |
-| --- | --- |
-| a Glue table (JSON SerDe, partition projection on year/month/day) | a view over `read_json` of the files under the table's prefix, each column typed as the Glue table declares it (`infra.glue_schema.glue_columns`, the same function), partition columns taken from the Hive path as strings (as Glue declares them) |
-| `"database"."table"` | a schema named like the Glue database holding that view |
-| `date_format(ts, fmt)` | a macro: `strftime(ts, fmt)` (same `%Y`-style format) |
-| `from_iso8601_timestamp(s)` | a macro: `CAST(s AS TIMESTAMPTZ)` |
-| `approx_percentile(x, p)` | a macro: `quantile_disc(x, p)`, the exact value Athena's estimate approximates (Athena's is within about 1 % of rank) |
-| `round(x, n)` over exact decimal arithmetic (`sum(seconds) / 60.0` is a DECIMAL in Athena, so 627 / 60.0 is exactly 10.45 and rounds to 10.5) | the SQL text's `round(` becomes `athena_round(`, a macro that rounds through DECIMAL(38, 10): DuckDB divides decimals into DOUBLE (10.4499…, which rounds to 10.4) |
-| the session time zone (UTC in Athena) | `SET TimeZone = 'UTC'` |
+- A Glue table (JSON SerDe, partition projection on year/month/day) is a view over `read_json` of the files under
+  the table's prefix, each column typed as the Glue table declares it (`infra.glue_schema.glue_columns`, the same
+  function), the partition columns taken from the Hive path as strings (as Glue declares them).
+- `"database"."table"`: a schema named like the Glue database holds that view.
+- `date_format(ts, fmt)` is a macro for `strftime(ts, fmt)` (the same `%Y`-style formats).
+- `from_iso8601_timestamp(s)` is a macro for `CAST(s AS TIMESTAMPTZ)`.
+- `approx_percentile(x, p)` is a macro for `quantile_disc(x, p)`: the exact nearest-rank value Athena's estimate
+  approximates (Athena's is within about 1 % of rank).
+- `round(x, n)`: Athena divides DECIMAL literals exactly (`sum(seconds) / 60.0` with 627 seconds is exactly 10.45,
+  which rounds to 10.5); DuckDB divides them into DOUBLE (10.4499..., which rounds to 10.4). The SQL text's `round(`
+  becomes `athena_round(`, a macro that rounds through DECIMAL(38, 10).
+- The session time zone is UTC, as Athena's is.
 
 `count_if`, `concat`, `coalesce`, `round`, `nullif`, `current_date`, `interval '30' day` and `date(...)` mean the same
 in both and are left alone.
@@ -79,10 +82,12 @@ def register_table(
     )
     files = _quoted(str(root / prefix / "year=*" / "month=*" / "day=*" / "*"))
     db.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
-    db.execute(
-        f'CREATE OR REPLACE VIEW "{database}"."{table}" AS SELECT * FROM read_json({files}, '
+    # Names checked above, paths quoted: nothing from outside reaches this text unescaped.
+    view = (
+        f'CREATE OR REPLACE VIEW "{database}"."{table}" AS SELECT * FROM read_json({files}, '  # noqa: S608
         f"format = 'newline_delimited', columns = {columns}, hive_partitioning = true, hive_types_autocast = false)"
     )
+    db.execute(view)
 
 
 def athena_session() -> duckdb.DuckDBPyConnection:
