@@ -41,6 +41,12 @@ def mask_digits(text: str | None) -> str:
     return _DIGIT_RUN.sub(lambda match: mask_phone(match.group(0)), text)
 
 
+def caller_hash_key(stream_token_secret: str) -> bytes:
+    """Key of the keyed hash analysts count repeat callers by; derived from the stream token secret so every part
+    (Lambdas, relay, post-call analysis) hashes a number the same way without another secret to manage."""
+    return hashlib.sha256(b"caller-hash:" + stream_token_secret.encode()).digest()
+
+
 def caller_hash(hash_key: bytes, number: str) -> str:
     """A keyed hash of a phone number: lets analysts count repeat callers (the S3 call summaries) and the relay
     recognise a returning one (`callcore.callers`) without storing the number. Without the key it cannot be matched

@@ -39,3 +39,5 @@ class LambdaMetric(StrEnum):
     OUTBOUND_CALLS = "OutboundCalls"
     TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
     CALLS_SWEPT = "CallsSwept"  # ended calls whose end-of-call work the sweep had to finish
+    CALLS_ANALYZED = "CallsAnalyzed"  # post-call analyses made (the text model answered and the record took it)
+    RECORDINGS_STORED = "RecordingsStored"  # call recordings copied into the bucket and deleted at Twilio

@@ -37,3 +37,21 @@ def estimate_cost(usage: TokenUsage, prices: ModelPrices) -> Decimal:
         + usage.output_text_tokens * prices.text_output
     ) / PER_MILLION
     return total.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+class TextModelPrices(BaseModel):
+    """USD per 1M tokens of the text model the post-call analysis uses (set them in settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: Decimal = Field(default=Decimal("0.25"), ge=0)
+    cached_input: Decimal = Field(default=Decimal("0.025"), ge=0)
+    output: Decimal = Field(default=Decimal(2), ge=0)
+
+    def cost(self, *, input_tokens: int, cached_tokens: int, output_tokens: int) -> Decimal:
+        """Cached tokens are part of `input_tokens` (as OpenAI counts them) and billed at the cached rate."""
+        cached = min(cached_tokens, input_tokens)
+        total = (
+            (input_tokens - cached) * self.input + cached * self.cached_input + output_tokens * self.output
+        ) / PER_MILLION
+        return total.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)

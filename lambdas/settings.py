@@ -9,15 +9,17 @@ warm container without a redeploy.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from callcore.masking import caller_hash_key
 from callcore.models import E164_PATTERN
+from callcore.pricing import TextModelPrices
 from callcore.settings import SecretFetcher, StorageSettings
 
 SECRET_CACHE_SECONDS = 300
@@ -154,9 +156,7 @@ class LambdaSettings(StorageSettings):
 
     @property
     def caller_hash_key(self) -> bytes:
-        """Key of the keyed hash analysts count repeat callers by; derived from the stream token secret so the
-        Lambdas and the relay hash a number the same way without another secret to manage."""
-        return hashlib.sha256(b"caller-hash:" + self.stream_token_secret.get_secret_value().encode()).digest()
+        return caller_hash_key(self.stream_token_secret.get_secret_value())
 
 
 def powertools_secret_fetcher(arn: str) -> str:
@@ -178,3 +178,83 @@ def load_settings(
 ) -> LambdaSettings:
     """Read and validate the settings; raises `callcore.settings.SettingsError` naming every bad variable."""
     return LambdaSettings.from_env(environ, secret_fetcher=secret_fetcher or powertools_secret_fetcher)
+
+
+class AnalysisSettings(StorageSettings):
+    """The post-call analysis function's environment (`lambdas.handlers.post_call_analysis`)."""
+
+    analysis_enabled: bool = Field(
+        default=True,
+        alias="ANALYSIS_ENABLED",
+        description="false: transcripts are not sent for analysis (events are taken and dropped)",
+    )
+    openai_api_key: SecretStr = Field(
+        alias="OPENAI_API_KEY", min_length=8, description="OpenAI API key for the text model (secret)"
+    )
+    stream_token_secret: SecretStr = Field(
+        alias="STREAM_TOKEN_SECRET",
+        min_length=16,
+        description="the stream token secret: keys the caller hash in the rewritten call summary (secret)",
+    )
+    analysis_model: str = Field(
+        default="gpt-5-mini",
+        alias="ANALYSIS_MODEL",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="OpenAI text model asked for the analysis (Responses API, structured output)",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        alias="OPENAI_BASE_URL",
+        description="OpenAI API base URL, e.g. https://api.openai.com/v1 (default); tests point it at a local fake",
+    )
+    analysis_timeout_seconds: float = Field(
+        default=30.0,
+        alias="ANALYSIS_TIMEOUT_SECONDS",
+        gt=0,
+        le=300,
+        description="one request to the text model; the SDK retries twice, then the queue retries the event",
+    )
+    analysis_max_transcript_chars: int = Field(
+        default=40_000,
+        alias="ANALYSIS_MAX_TRANSCRIPT_CHARS",
+        ge=1000,
+        le=1_000_000,
+        description="longer transcripts keep their beginning and end (the middle is cut) before they are sent",
+    )
+    analysis_price_input_per_m: Decimal = Field(
+        default=Decimal("0.25"), alias="ANALYSIS_PRICE_INPUT_PER_M", ge=0, description="USD per 1M input tokens"
+    )
+    analysis_price_cached_input_per_m: Decimal = Field(
+        default=Decimal("0.025"),
+        alias="ANALYSIS_PRICE_CACHED_INPUT_PER_M",
+        ge=0,
+        description="USD per 1M cached input tokens",
+    )
+    analysis_price_output_per_m: Decimal = Field(
+        default=Decimal(2), alias="ANALYSIS_PRICE_OUTPUT_PER_M", ge=0, description="USD per 1M output tokens"
+    )
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _openai_base(cls, value: str | None) -> str | None:
+        return _http_base_url(value, "OPENAI_BASE_URL")
+
+    @property
+    def caller_hash_key(self) -> bytes:
+        return caller_hash_key(self.stream_token_secret.get_secret_value())
+
+    @property
+    def prices(self) -> TextModelPrices:
+        return TextModelPrices(
+            input=self.analysis_price_input_per_m,
+            cached_input=self.analysis_price_cached_input_per_m,
+            output=self.analysis_price_output_per_m,
+        )
+
+
+def load_analysis_settings(
+    environ: Mapping[str, str] | None = None, *, secret_fetcher: SecretFetcher | None = None
+) -> AnalysisSettings:
+    return AnalysisSettings.from_env(environ, secret_fetcher=secret_fetcher or powertools_secret_fetcher)

@@ -7,7 +7,6 @@ Manager through `NAME_ARN` (ECS injects the plain values in AWS).
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
+from callcore.masking import caller_hash_key
 from callcore.models import E164_PATTERN
 from callcore.pricing import ModelPrices
 from callcore.settings import StorageSettings
@@ -347,7 +347,7 @@ class RelaySettings(StorageSettings):
     @property
     def caller_hash_key(self) -> bytes:
         """Key of the caller-number hash in the S3 call summaries, derived from the token secret (see callcore)."""
-        return hashlib.sha256(b"caller-hash:" + self.stream_token_secret.get_secret_value().encode()).digest()
+        return caller_hash_key(self.stream_token_secret.get_secret_value())
 
     @property
     def weekly_hours(self) -> WeeklyHours:
