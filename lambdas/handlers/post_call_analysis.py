@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -27,7 +28,8 @@ def transcript_keys(body: str) -> list[str]:
     message = json.loads(body)
     if "Records" not in message:  # {"Event": "s3:TestEvent", ...} when the notification is configured
         return []
-    return [record.s3.get_object.key for record in S3Event(message).records]
+    # Keys arrive URL-encoded in the notification (`=` as %3D, a space as +).
+    return [unquote_plus(record.s3.get_object.key) for record in S3Event(message).records]
 
 
 def analyze_message(record: SQSRecord) -> None:
