@@ -8,6 +8,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ def finished_call(pipeline: Pipeline, call_sid: str = "CA" + "ab" * 16) -> CallR
     return record
 
 
-def s3_json(pipeline: Pipeline, key: str) -> dict:
+def s3_json(pipeline: Pipeline, key: str) -> dict[str, Any]:
     body = pipeline.archive.client.get_object(Bucket=pipeline.archive.bucket, Key=key)["Body"].read()
     return json.loads(body)
 
