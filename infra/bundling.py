@@ -53,6 +53,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "build"
 LAMBDA_CODE_PACKAGES = ("callcore", "lambdas")
 LAMBDA_REQUIREMENTS = REPO_ROOT / "lambdas" / "requirements.txt"
+# What only the post-call analysis function needs (the `openai` SDK and what it pulls in): a layer of its own, so no
+# other function loads or ships it.
+ANALYSIS_REQUIREMENTS = REPO_ROOT / "lambdas" / "analysis-requirements.txt"
 # Bump when the way the layer is built changes, so every cached layer is rebuilt once.
 LAYER_RECIPE_VERSION = "3"
 BYTECODE_PYTHON_ENV = "LAMBDA_BYTECODE_PYTHON"
@@ -283,6 +286,18 @@ def _remove_runtime_provided(site: Path) -> None:
     shutil.rmtree(site / "bin", ignore_errors=True)
 
 
+def _remove_provided_by(site: Path, base: StagedAsset) -> None:
+    """Leave out what the base layer already holds (the same versions: both resolve under the same constraints),
+    so a function with both layers loads one copy of each package."""
+    provided = base.path / "python"
+    for entry in list(site.iterdir()):
+        if (provided / entry.name).exists():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
 def build_dependency_layer(
     architecture: Architecture,
     requirements: Path = LAMBDA_REQUIREMENTS,
@@ -290,13 +305,15 @@ def build_dependency_layer(
     python_version: str = LAMBDA_PYTHON_VERSION,
     *,
     bytecode_python: str | None = None,
+    on_top_of: StagedAsset | None = None,
 ) -> StagedAsset:
     """`build/lambda-layer/<arch>-<key>/python/...`, built by pip on the first call and reused afterwards; its
-    modules precompiled with `bytecode_python` when given."""
+    modules precompiled with `bytecode_python` when given. `on_top_of`: a layer the functions also have; what it
+    holds is left out of this one."""
     interpreter = bytecode_python
     constraints = tested_versions()
     key = layer_cache_key(
-        requirements.read_bytes(),
+        requirements.read_bytes() + (b"\0on-top-of:" + on_top_of.asset_hash.encode() if on_top_of else b""),
         architecture,
         python_version,
         bytecode=interpreter is not None,
@@ -313,6 +330,8 @@ def build_dependency_layer(
             _pip_install(requirements, staging / "python", architecture, python_version, constraints_file)
             constraints_file.unlink()
             _remove_runtime_provided(staging / "python")
+            if on_top_of is not None:
+                _remove_provided_by(staging / "python", on_top_of)
             if interpreter:
                 compile_bytecode(staging / "python", interpreter)
         except BaseException:

@@ -82,3 +82,38 @@ def secrets_statement(secrets: Iterable[secretsmanager.ISecret]) -> iam.PolicySt
     return iam.PolicyStatement(
         sid="ReadSecrets", actions=["secretsmanager:GetSecretValue"], resources=[s.secret_arn for s in secrets]
     )
+
+
+def prefix_object_arns(bucket: s3.IBucket, prefixes: Iterable[str]) -> list[str]:
+    return [bucket.arn_for_objects(f"{prefix}/*") for prefix in prefixes]
+
+
+def prefix_statements(
+    bucket: s3.IBucket, key: kms.IKey, *, read: Sequence[str] = (), write: Sequence[str] = ()
+) -> list[iam.PolicyStatement]:
+    """Read objects under the `read` prefixes and write objects under the `write` prefixes of the bucket, nothing
+    else (with the KMS actions each needs, and ListBucket so a missing object is a 404, not a 403)."""
+    statements = []
+    if read:
+        statements.append(
+            iam.PolicyStatement(sid="ReadObjects", actions=["s3:GetObject"], resources=prefix_object_arns(bucket, read))
+        )
+        statements.append(
+            iam.PolicyStatement(sid="ListObjects", actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+    if write:
+        statements.append(
+            iam.PolicyStatement(
+                sid="WriteObjects", actions=["s3:PutObject"], resources=prefix_object_arns(bucket, write)
+            )
+        )
+    key_actions = [*(["kms:Decrypt"] if read else []), *(["kms:GenerateDataKey"] if write else [])]
+    statements.append(iam.PolicyStatement(sid="ObjectsKey", actions=key_actions, resources=[key.key_arn]))
+    return statements
+
+
+def acknowledge_prefix_objects(role: IConstruct, bucket: s3.IBucket, prefixes: Iterable[str]) -> None:
+    """The cdk-nag IAM5 acknowledgement of `prefix_statements`' object ARNs (one object per call, keys unknown)."""
+    findings = [resource_finding(role, arn) for arn in prefix_object_arns(bucket, sorted(set(prefixes)))]
+    reason = f"Objects under the prefixes {', '.join(sorted(set(prefixes)))} only: one object per call, keys unknown."
+    acknowledge(role, "AwsSolutions-IAM5", reason, *findings)

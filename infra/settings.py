@@ -168,6 +168,31 @@ class DeploySettings(BaseModel):
         alias="answeringMachineDetection",
         description="outbound calls: off | hangup | message",
     )
+    call_analysis: bool = Field(
+        default=True,
+        alias="callAnalysis",
+        description="after each call an OpenAI text model reads the transcript (digits masked) and stores a summary, "
+        "intent, resolution, sentiment, lead score and action items; false = no analysis function, queue or cost",
+    )
+    analysis_model: str = Field(
+        default="gpt-5-mini",
+        alias="analysisModel",
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="the OpenAI text model of the post-call analysis (Responses API with structured output)",
+    )
+    call_recording: bool = Field(
+        default=False,
+        alias="callRecording",
+        description="record every call answered by the agent (dual channel) after the greeting announces it; the "
+        "audio is copied to the transcripts bucket and deleted at Twilio. Check the law where your callers are",
+    )
+    recording_retention_days: int = Field(
+        default=90,
+        alias="recordingRetentionDays",
+        ge=1,
+        le=3650,
+        description="days a call recording stays in the transcripts bucket before it is deleted",
+    )
     greeting_latency_alarm_ms: int = Field(
         default=500,
         alias="greetingLatencyAlarmMs",

@@ -22,6 +22,7 @@ from infra.constructs.api import Api
 from infra.constructs.functions import LambdaPackage
 from infra.constructs.network import Network
 from infra.constructs.observability import Observability
+from infra.constructs.post_call_analysis import PostCallAnalysis
 from infra.constructs.relay import RelayService
 from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
@@ -92,6 +93,18 @@ class PhoneAgentStack(Stack):
             scheduled={"EndOfCallSweep": self.sweep.function},
             key=self.storage.key,
         )
+        self.post_call_analysis: PostCallAnalysis | None = None
+        if settings.call_analysis:
+            self.post_call_analysis = PostCallAnalysis(
+                self,
+                "PostCallAnalysis",
+                package=self.lambda_package,
+                storage=self.storage,
+                secrets=self.secrets,
+                environment=self._analysis_environment(lambda_environment),
+                model=settings.analysis_model,
+                alarm_topic=self.observability.topic,
+            )
         self.analytics = Analytics(
             self,
             "Analytics",
@@ -137,6 +150,16 @@ class PhoneAgentStack(Stack):
         if settings.twilio_phone_number:
             environment["TWILIO_PHONE_NUMBER"] = settings.twilio_phone_number
         return environment
+
+    @staticmethod
+    def _analysis_environment(lambda_environment: dict[str, str]) -> dict[str, str]:
+        """The post-call analysis function's environment: storage, the stream-token secret (the caller hash of the
+        call summaries), observability; none of the Twilio settings (it holds no Twilio credential)."""
+        shared = (
+            "CALLS_TABLE", "TRANSCRIPTS_BUCKET", "STREAM_TOKEN_SECRET_ARN", "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", *LAMBDA_BASE_ENVIRONMENT,
+        )  # fmt: skip
+        return {name: lambda_environment[name] for name in shared}
 
     def _relay_environment(self) -> dict[str, str]:
         settings = self.settings

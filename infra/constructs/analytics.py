@@ -17,7 +17,14 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from pydantic import BaseModel
 
-from callcore.transcripts import CALLS_PREFIX, TRANSCRIPTS_PREFIX, CallSummaryLine, TranscriptLine
+from callcore.transcripts import (
+    ANALYSIS_PREFIX,
+    CALLS_PREFIX,
+    TRANSCRIPTS_PREFIX,
+    AnalysisLine,
+    CallSummaryLine,
+    TranscriptLine,
+)
 from infra.constants import (
     ATHENA_BYTES_SCANNED_CUTOFF,
     ATHENA_PROJECTION_FIRST_YEAR,
@@ -28,6 +35,7 @@ from infra.glue_schema import glue_columns
 
 TRANSCRIPTS_TABLE = "transcripts"
 CALLS_TABLE = "calls"
+ANALYSIS_TABLE = "analysis"
 PARTITION_COLUMNS = ("year", "month", "day")
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 
@@ -131,6 +139,9 @@ class Analytics(Construct):
             ),
             CALLS_TABLE: self._build_table(
                 CALLS_TABLE, CALLS_PREFIX, CallSummaryLine, "One row per call (numbers masked and hashed)"
+            ),
+            ANALYSIS_TABLE: self._build_table(
+                ANALYSIS_TABLE, ANALYSIS_PREFIX, AnalysisLine, "One row per analyzed call: the post-call analysis"
             ),
         }
         self.workgroup = self._build_workgroup(key)

@@ -12,7 +12,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import build_dependency_layer, bytecode_interpreter, stage_lambda_code
+from infra.bundling import (
+    ANALYSIS_REQUIREMENTS,
+    StagedAsset,
+    build_dependency_layer,
+    bytecode_interpreter,
+    stage_lambda_code,
+)
 from infra.nag import acknowledge
 from infra.settings import Architecture
 
@@ -29,24 +35,49 @@ class LambdaPackage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, architecture: Architecture) -> None:
         super().__init__(scope, construct_id)
+        self._architecture = architecture
         self.architecture = _lambda_architecture(architecture)
-        bytecode_python = bytecode_interpreter()
+        self._bytecode_python = bytecode_python = bytecode_interpreter()
         code = stage_lambda_code(bytecode_python=bytecode_python)
         self.code = lambda_.Code.from_asset(
             str(code.path), asset_hash=code.asset_hash, asset_hash_type=AssetHashType.CUSTOM
         )
-        layer = build_dependency_layer(architecture, bytecode_python=bytecode_python)
-        self.layer = lambda_.LayerVersion(
-            self,
+        self._layer_asset = build_dependency_layer(architecture, bytecode_python=bytecode_python)
+        self.layer = self._layer(
             "Dependencies",
+            self._layer_asset,
+            "lambdas/requirements.txt for the Lambda platform (Powertools, pydantic, twilio)",
+        )
+        self._analysis_layer: lambda_.LayerVersion | None = None
+
+    def _layer(self, construct_id: str, asset: StagedAsset, description: str) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
+            self,
+            construct_id,
             code=lambda_.Code.from_asset(
-                str(layer.path), asset_hash=layer.asset_hash, asset_hash_type=AssetHashType.CUSTOM
+                str(asset.path), asset_hash=asset.asset_hash, asset_hash_type=AssetHashType.CUSTOM
             ),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[self.architecture],
-            description="lambdas/requirements.txt for the Lambda platform (Powertools, pydantic, twilio)",
+            description=description,
             removal_policy=RemovalPolicy.RETAIN,  # functions of a rolled-back deploy may still reference the old one
         )
+
+    @property
+    def analysis_layer(self) -> lambda_.LayerVersion:
+        """The OpenAI SDK, on top of the shared layer: only the post-call analysis function gets it (built, and
+        fetched by pip on the first synth, only when that function is part of the stack)."""
+        if self._analysis_layer is None:
+            asset = build_dependency_layer(
+                self._architecture,
+                ANALYSIS_REQUIREMENTS,
+                bytecode_python=self._bytecode_python,
+                on_top_of=self._layer_asset,
+            )
+            self._analysis_layer = self._layer(
+                "AnalysisDependencies", asset, "lambdas/analysis-requirements.txt on top of the shared layer (openai)"
+            )
+        return self._analysis_layer
 
     def function(
         self,
@@ -59,6 +90,7 @@ class LambdaPackage(Construct):
         timeout: Duration,
         memory_mib: int,
         statements: Sequence[iam.PolicyStatement] = (),
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> lambda_.Function:
         """A function with its own least-privilege role: write its own logs, send traces, plus `statements`."""
         log_group = logs.LogGroup(
@@ -90,7 +122,7 @@ class LambdaPackage(Construct):
             architecture=self.architecture,
             handler=handler,
             code=self.code,
-            layers=[self.layer],
+            layers=[self.layer, *extra_layers],
             environment=dict(environment),
             timeout=timeout,
             memory_size=memory_mib,

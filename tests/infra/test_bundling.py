@@ -215,3 +215,30 @@ def test_tested_versions_skip_what_pip_cannot_parse_and_pin_each_name_once(monke
     monkeypatch.setattr(bundling, "distributions", lambda: found)
     # The first copy on sys.path is the one imported; a Debian-style version would make pip refuse the whole file.
     assert bundling.tested_versions() == b"pydantic-core==2.50.5\n"
+
+
+def test_a_layer_on_top_of_another_leaves_out_what_that_one_holds(tmp_path, monkeypatch):
+    base_requirements, extra_requirements = tmp_path / "base.txt", tmp_path / "extra.txt"
+    base_requirements.write_text("pydantic>=2.7,<3\n")
+    extra_requirements.write_text("openai>=2.0,<4\n")
+
+    def fake_pip(requirements_path: Path, target: Path, *_: object) -> None:
+        names = ["pydantic", "pydantic-2.9.dist-info", "typing_extensions.py"]
+        if requirements_path == extra_requirements:
+            names += ["openai", "openai-3.0.dist-info", "jiter"]
+        for name in names:
+            path = target / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith(".py"):
+                path.write_text("")
+            else:
+                path.mkdir()
+
+    monkeypatch.setattr(bundling, "_pip_install", fake_pip)
+    build = tmp_path / "build"
+    base = build_dependency_layer(Architecture.ARM64, base_requirements, build)
+    extra = build_dependency_layer(Architecture.ARM64, extra_requirements, build, on_top_of=base)
+
+    assert {p.name for p in (extra.path / "python").iterdir()} == {"openai", "openai-3.0.dist-info", "jiter"}
+    alone = build_dependency_layer(Architecture.ARM64, extra_requirements, build)
+    assert alone.asset_hash != extra.asset_hash, "the base layer is part of the stacked layer's cache key"
