@@ -47,6 +47,10 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "businessApiBase": "https://bookings.example.com/api",
     "openaiVoice": "cedar",
     "answeringMachineDetection": "hangup",
+    "callAnalysis": False,
+    "analysisModel": "gpt-5",
+    "callRecording": True,
+    "recordingRetentionDays": 30,
 }
 
 
