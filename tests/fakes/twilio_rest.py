@@ -1,4 +1,4 @@
-"""A fake of the Twilio REST API's Calls resource that records every request it receives.
+"""A fake of the Twilio REST API's Calls and Recordings resources that records every request it receives.
 
 One fake (`FakeTwilioRest`) holds the rules and the recording; it is reached two ways:
 
@@ -11,6 +11,12 @@ What it enforces, as Twilio does: Basic auth with the account SID and auth token
 E.164 (error 21211), exactly one of `Url`/`Twiml`/`ApplicationSid` on create (21205), `Url` and `Twiml` exclusive on
 update, inline TwiML of at most 4000 characters (32018), unknown calls (20404) and updates to calls that are no
 longer live (21220). Tests script other failures with `fail_next`.
+
+Recordings (`/Calls/{CallSid}/Recordings.json`, `/Recordings/{RecordingSid}.json|.wav`): created only on a call in
+progress (21220 otherwise), `RecordingChannels` mono|dual, `RecordingStatusCallbackEvent` from in-progress|completed|
+absent, an absolute `RecordingStatusCallback` URL (21609 otherwise); the media served as `audio/x-wav` once the
+recording completed (`finish_recording`, which also returns the status callback Twilio would post, signed with
+twilio's own RequestValidator); DELETE removes it for good (later requests 20404).
 """
 
 from __future__ import annotations
@@ -29,11 +35,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.http import HttpClient
 from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
 
 API_ORIGIN = "https://api.twilio.com"
 _CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls\.json$")
 _CALL = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls/(?P<sid>[^/]+)\.json$")
+_CALL_RECORDINGS = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls/(?P<call>[^/]+)/Recordings\.json$"
+)
+_RECORDING = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Recordings/(?P<sid>RE[0-9a-fA-F]{32})\.(?P<ext>json|wav)$"
+)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+RECORDING_EVENTS = frozenset({"in-progress", "completed", "absent"})
 LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 MAX_TWIML_CHARS = 4000
 
@@ -69,6 +83,27 @@ class FakeCall:
     twiml_updates: list[str] = field(default_factory=list)
 
 
+@dataclass
+class FakeRecording:
+    sid: str
+    call_sid: str
+    channels: int
+    status_callback: str | None
+    status_callback_events: list[str]
+    status: str = "in-progress"
+    duration: int = -1
+    audio: bytes = b""
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    """A recording-status callback as Twilio posts it: the URL, the form and the X-Twilio-Signature header."""
+
+    url: str
+    params: dict[str, str]
+    signature: str
+
+
 @dataclass(frozen=True)
 class ScriptedError:
     status: int
@@ -82,6 +117,8 @@ class FakeTwilioRest:
         self.auth_token = auth_token
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, FakeCall] = {}
+        self.recordings: dict[str, FakeRecording] = {}
+        self.deleted_recordings: set[str] = set()
         self.refused_numbers: dict[str, int] = {}
         self._scripted: list[ScriptedError] = []
         self._lock = threading.Lock()
@@ -107,9 +144,32 @@ class FakeTwilioRest:
     def requests_for(self, call_sid: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.call_sid == call_sid]
 
+    def finish_recording(self, sid: str, *, audio: bytes, duration: int, status: str = "completed") -> StatusCallback:
+        """The call ended: the recording is `completed` with this audio (or `absent`/`failed`). Returns the status
+        callback Twilio then posts, signed with the auth token over the callback URL and form."""
+        recording = self.recordings[sid]
+        recording.status, recording.audio, recording.duration = status, audio, duration
+        assert recording.status_callback, "the recording was created without a RecordingStatusCallback"
+        params = {
+            "AccountSid": self.account_sid,
+            "CallSid": recording.call_sid,
+            "RecordingSid": sid,
+            "RecordingUrl": f"{API_ORIGIN}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}",
+            "RecordingStatus": status,
+            "RecordingDuration": str(duration),
+            "RecordingChannels": str(recording.channels),
+            "RecordingStartTime": "Mon, 22 Nov 2026 10:00:00 +0000",
+            "RecordingSource": "StartCallRecordingAPI",
+            "RecordingTrack": "both",
+        }
+        if status != "completed":
+            params["ErrorCode"] = "0" if status == "absent" else "16104"
+        signature = RequestValidator(self.auth_token).compute_signature(recording.status_callback, params)
+        return StatusCallback(url=recording.status_callback, params=params, signature=str(signature))
+
     # ---- the API ---------------------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, Payload]:
         form = parse_qs(body.decode(), keep_blank_values=True)
         username, password = _basic_auth(headers)
         with self._lock:
@@ -119,7 +179,16 @@ class FakeTwilioRest:
             if self._scripted:
                 scripted = self._scripted.pop(0)
                 return _error(scripted.status, scripted.code, scripted.message)
-            if match := _CALLS.match(path):
+            if match := _CALL_RECORDINGS.match(path):
+                if match.group("account") != self.account_sid:
+                    return _error(403, 20003, "Account mismatch")
+                if method.upper() == "POST":
+                    return self._start_recording(match.group("call"), form)
+            elif match := _RECORDING.match(path):
+                if match.group("account") != self.account_sid:
+                    return _error(403, 20003, "Account mismatch")
+                return self._recording(method.upper(), match.group("sid"), match.group("ext"), path)
+            elif match := _CALLS.match(path):
                 if match.group("account") != self.account_sid:
                     return _error(403, 20003, "Account mismatch")
                 if method.upper() == "POST":
@@ -153,6 +222,52 @@ class FakeTwilioRest:
         self.calls[sid] = call
         return 201, self._call_json(call)
 
+    def _start_recording(self, call_sid: str, form: dict[str, list[str]]) -> tuple[int, Payload]:
+        call = self.calls.get(call_sid)
+        if call is None:
+            return _error(404, 20404, f"The requested resource Calls/{call_sid} was not found")
+        if call.status != "in-progress":
+            return _error(400, 21220, "Call is not in-progress. Cannot start a recording.")
+        channels = _first(form, "RecordingChannels") or "mono"
+        if channels not in {"mono", "dual"}:
+            return _error(400, 21610, f"Invalid RecordingChannels: {channels}")
+        events = " ".join(form.get("RecordingStatusCallbackEvent", [])).split()
+        if not set(events) <= RECORDING_EVENTS:
+            return _error(400, 21610, f"Invalid RecordingStatusCallbackEvent: {events}")
+        callback = _first(form, "RecordingStatusCallback")
+        if callback is not None and urlsplit(callback).scheme not in {"http", "https"}:
+            return _error(400, 21609, f"Invalid RecordingStatusCallback URL: {callback}")
+        sid = "RE" + uuid.uuid4().hex
+        recording = FakeRecording(sid, call_sid, 2 if channels == "dual" else 1, callback, events or ["completed"])
+        self.recordings[sid] = recording
+        return 201, self._recording_json(recording)
+
+    def _recording(self, method: str, sid: str, ext: str, path: str) -> tuple[int, Payload]:
+        recording = self.recordings.get(sid)
+        if recording is None or sid in self.deleted_recordings:
+            return _error(404, 20404, f"The requested resource {path} was not found")
+        if method == "DELETE" and ext == "json":
+            self.deleted_recordings.add(sid)
+            return 204, None
+        if method == "GET" and ext == "json":
+            return 200, self._recording_json(recording)
+        if method == "GET" and ext == "wav" and recording.status == "completed":
+            return 200, recording.audio
+        return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def _recording_json(self, recording: FakeRecording) -> dict[str, Any]:
+        return {
+            "sid": recording.sid,
+            "account_sid": self.account_sid,
+            "call_sid": recording.call_sid,
+            "status": recording.status,
+            "channels": recording.channels,
+            "duration": str(recording.duration),
+            "source": "StartCallRecordingAPI",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording.sid}.json",
+        }
+
     def _update(self, call: FakeCall, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         twiml = _first(form, "Twiml")
         url = _first(form, "Url")
@@ -180,6 +295,9 @@ class FakeTwilioRest:
             "api_version": "2010-04-01",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
         }
+
+
+Payload = dict[str, Any] | bytes | None  # JSON, media (audio/x-wav), or no body (204)
 
 
 def _first(form: dict[str, list[str]], name: str) -> str | None:
@@ -230,6 +348,9 @@ class InProcessTwilioHttpClient(HttpClient):  # type: ignore[misc]
         # `requests` form-encodes a dict with list values as repeated fields; so does this.
         body = urlencode(data or {}, doseq=True).encode()
         status, payload = self.fake.handle(method, parts.path, wire_headers, body)
+        if payload is None:
+            return Response(status, "", {})
+        assert not isinstance(payload, bytes), "media is fetched over HTTP (TwilioRestServer), not through the SDK"
         return Response(status, json.dumps(payload), {"Content-Type": "application/json"})
 
 
@@ -257,15 +378,20 @@ class TwilioRestServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, payload = fake.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
-                encoded = json.dumps(payload).encode()
+                content_type = "audio/x-wav" if isinstance(payload, bytes) else "application/json"
+                if isinstance(payload, bytes):
+                    encoded = payload
+                else:
+                    encoded = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(encoded)))
                 self.end_headers()
                 self.wfile.write(encoded)
 
             do_GET = _serve
             do_POST = _serve
+            do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
