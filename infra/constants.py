@@ -67,6 +67,7 @@ class Route:
     description: str
     table_actions: tuple[str, ...]
     writes_archive: bool = False
+    writes_recordings: bool = False  # may put objects under recordings/ (the recording-status route)
     # False: the function runs without the X-Ray SDK (POWERTOOLS_TRACE_DISABLED=true), which costs ~150-230 ms of
     # cold start; Lambda's active tracing still records its invocation. Only for the caller's critical path.
     xray_sdk: bool = True
@@ -136,6 +137,20 @@ ROUTES: Final = (
         512,
         "Whisper TwiML the human hears before a transferred caller is connected",
         TABLE_READ,
+    ),
+    Route(
+        "RecordingStatus",
+        "lambdas.handlers.recording_status.handler",
+        "/twilio/recording-status",
+        ("POST",),
+        RouteAuth.TWILIO_SIGNATURE,
+        # Fetches the audio from Twilio and stores it (tens of MB for a long call). API Gateway answers Twilio after
+        # 29 s at most; the function finishes its copy regardless.
+        120,
+        1024,
+        "Twilio recording status callbacks: copies the recording to S3, links it, deletes it at Twilio",
+        TABLE_UPDATE,
+        writes_recordings=True,
     ),
     Route(
         "OutboundCall",

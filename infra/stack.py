@@ -43,7 +43,7 @@ class PhoneAgentStack(Stack):
             description="Phone voice agent: Twilio + OpenAI Realtime relay on ECS Fargate, Lambdas behind API Gateway",
         )
         self.settings = settings
-        self.storage = Storage(self, "Storage")
+        self.storage = Storage(self, "Storage", recording_retention_days=settings.recording_retention_days)
         self.secrets = Secrets(self, "Secrets")
         self.network = Network(self, "Network", nat_gateways=settings.nat_gateways)
         self.relay_endpoint = RelayEndpoint(
@@ -144,6 +144,8 @@ class PhoneAgentStack(Stack):
             "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
             "LOG_LEVEL": "INFO",
+            # One context key turns recording on in both places: the relay announces it, the Lambdas record.
+            "CALL_RECORDING_ENABLED": str(settings.call_recording).lower(),
         }
         if settings.human_transfer_number:
             environment["HUMAN_TRANSFER_NUMBER"] = settings.human_transfer_number
@@ -172,6 +174,7 @@ class PhoneAgentStack(Stack):
             "MAX_CALL_SECONDS": str(settings.max_call_seconds),
             "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
             "METRICS_NAMESPACE": settings.metrics_namespace,
+            "CALL_RECORDING_ENABLED": str(settings.call_recording).lower(),
         }
         optional = {
             "HUMAN_TRANSFER_NUMBER": settings.human_transfer_number,

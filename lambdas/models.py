@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from callcore.models import CALL_SID_PATTERN, E164_PATTERN, CallStatus
+from callcore.models import CALL_SID_PATTERN, E164_PATTERN, RECORDING_SID_PATTERN, CallStatus
 
 
 def _call_sid(value: str) -> str:
@@ -76,6 +76,24 @@ class StreamStatusCallback(_TwilioForm):
     stream_event: StreamEvent = Field(alias="StreamEvent")
     stream_error: str | None = Field(default=None, alias="StreamError", max_length=1000)
     timestamp: str | None = Field(default=None, alias="Timestamp", description="ISO 8601")
+
+
+class RecordingStatus(StrEnum):
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    ABSENT = "absent"  # the recording holds no audio
+    FAILED = "failed"
+
+
+class RecordingStatusCallback(_TwilioForm):
+    """What Twilio posts to the RecordingStatusCallback of a recording started through the REST API."""
+
+    call_sid: CallSidParam = Field(alias="CallSid")
+    recording_sid: str = Field(alias="RecordingSid", pattern=RECORDING_SID_PATTERN.pattern)
+    recording_status: RecordingStatus = Field(alias="RecordingStatus")
+    recording_duration: int | None = Field(default=None, alias="RecordingDuration", ge=0)
+    recording_channels: int | None = Field(default=None, alias="RecordingChannels", ge=1, le=2)
+    error_code: str | None = Field(default=None, alias="ErrorCode", max_length=16)
 
 
 class FallbackWebhook(_TwilioForm):

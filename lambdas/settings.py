@@ -120,6 +120,12 @@ class LambdaSettings(StorageSettings):
         le=12,
         description="on `completed`, how long to wait for the relay's own transcript before rebuilding it from turns",
     )
+    call_recording_enabled: bool = Field(
+        default=False,
+        alias="CALL_RECORDING_ENABLED",
+        description="record calls the agent answers (dual channel, started when the media stream opens; the relay's "
+        "greeting announces it): the audio goes to the transcripts bucket and is deleted at Twilio",
+    )
     twilio_api_base_url: str | None = Field(
         default=None,
         alias="TWILIO_API_BASE_URL",

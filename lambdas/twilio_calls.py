@@ -1,4 +1,5 @@
-"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call.
+"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call, and
+record a call (start a dual-channel recording, fetch its audio, delete it at Twilio).
 
 Only the call-control and outbound routes import this module (twilio.rest is the heaviest import of the bundle and
 the TwiML routes never need it). Twilio's error codes become the Lambdas' typed refusals here, so logic never
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
+import requests
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout, RequestException
 from twilio.base.exceptions import TwilioException
@@ -75,6 +77,11 @@ class OutboundCall:
 
 
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+# A recording reports its end (`completed`, or `absent` when it holds no audio); `in-progress` would be noise.
+RECORDING_CALLBACK_EVENTS = ("completed", "absent")
+# Fetching a recording's audio: it may be tens of megabytes, read in chunks, with a generous read timeout.
+MEDIA_TIMEOUT_SECONDS = (5.0, 60.0)
+MEDIA_CHUNK_BYTES = 1024 * 1024
 
 
 class TwilioCalls:
@@ -118,6 +125,52 @@ class TwilioCalls:
             self._client.calls(call_sid).update(status="completed")
         except (TwilioException, RequestException) as error:
             raise _refusal(error, action="hang up the call", number_field=None) from None
+
+    def start_recording(self, call_sid: str, *, status_callback_url: str) -> str:
+        """Record the live call, caller and agent on separate channels; returns the RecordingSid. Twilio posts the
+        recording's end to `status_callback_url`."""
+        try:
+            recording = self._client.calls(call_sid).recordings.create(
+                recording_channels="dual",
+                recording_status_callback=status_callback_url,
+                recording_status_callback_method="POST",
+                recording_status_callback_event=list(RECORDING_CALLBACK_EVENTS),
+                trim="do-not-trim",
+            )
+        except (TwilioException, RequestException) as error:
+            raise _refusal(error, action="start the recording", number_field=None) from None
+        return str(recording.sid)
+
+    def download_recording(self, recording_sid: str, destination: IO[bytes]) -> int:
+        """Copy the recording's audio (WAV) into `destination`; returns the bytes written."""
+        url = f"{TWILIO_API_ORIGIN}/2010-04-01/Accounts/{self._client.account_sid}/Recordings/{recording_sid}.wav"
+        base_url = getattr(self._client.http_client, "base_url", None)  # RebasedHttpClient: a local fake
+        if isinstance(base_url, str):
+            url = base_url + url[len(TWILIO_API_ORIGIN) :]
+        written = 0
+        try:
+            with requests.get(
+                url, auth=(self._client.username, self._client.password), stream=True, timeout=MEDIA_TIMEOUT_SECONDS
+            ) as response:
+                if response.status_code != 200:
+                    raise TwilioFailure(f"could not fetch the recording: Twilio answered {response.status_code}")
+                for chunk in response.iter_content(chunk_size=MEDIA_CHUNK_BYTES):
+                    destination.write(chunk)
+                    written += len(chunk)
+        except RequestException as error:
+            raise TwilioFailure(
+                f"could not fetch the recording: Twilio did not answer ({type(error).__name__})"
+            ) from None
+        return written
+
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete the recording at Twilio (its copy is then ours alone). Already gone counts as deleted."""
+        try:
+            self._client.recordings(recording_sid).delete()
+        except (TwilioException, RequestException) as error:
+            if getattr(error, "code", None) == 20404:
+                return
+            raise _refusal(error, action="delete the recording", number_field=None) from None
 
 
 def _may_have_reached_twilio(error: Exception) -> bool:

@@ -24,6 +24,7 @@ STATUS_PATH = "/twilio/status"
 STREAM_STATUS_PATH = "/twilio/stream-status"
 FALLBACK_PATH = "/twilio/fallback"
 WHISPER_PATH = "/twilio/whisper"
+RECORDING_STATUS_PATH = "/twilio/recording-status"
 
 
 def form_params(event: APIGatewayProxyEvent) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from callcore.transcripts import RECORDINGS_PREFIX
 from infra.constants import (
     API_STAGE,
     API_THROTTLE_BURST,
@@ -28,7 +29,14 @@ from infra.constructs.functions import LambdaPackage
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge
-from infra.policies import acknowledge_archive_objects, archive_statements, secrets_statement, table_statements
+from infra.policies import (
+    acknowledge_archive_objects,
+    acknowledge_prefix_objects,
+    archive_statements,
+    prefix_statements,
+    secrets_statement,
+    table_statements,
+)
 
 # One JSON line per request. `status` is unquoted so metric filters can compare it as a number. No bodies and no
 # data tracing: Twilio's form posts carry caller numbers.
@@ -132,6 +140,8 @@ class Api(Construct):
         bucket = self._storage.transcripts_bucket
         if route.writes_archive:
             statements.extend(archive_statements(bucket, self._storage.key, read=True))
+        if route.writes_recordings:
+            statements.extend(prefix_statements(bucket, self._storage.key, write=(RECORDINGS_PREFIX,)))
         function = self._package.function(
             self,
             route.construct_id,
@@ -144,6 +154,8 @@ class Api(Construct):
         )
         if route.writes_archive and function.role is not None:
             acknowledge_archive_objects(function.role, bucket)
+        if route.writes_recordings and function.role is not None:
+            acknowledge_prefix_objects(function.role, bucket, (RECORDINGS_PREFIX,))
         integration = apigateway.LambdaIntegration(function, allow_test_invoke=False)
         for method in route.methods:
             self._add_method(route, method, integration)

@@ -21,6 +21,7 @@ from callcore.store import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+from callcore.transcripts import RECORDINGS_PREFIX
 from infra.constants import (
     ACCESS_LOGS_EXPIRE_DAYS,
     NONCURRENT_VERSIONS_EXPIRE_DAYS,
@@ -30,8 +31,9 @@ from infra.constants import (
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, recording_retention_days: int) -> None:
         super().__init__(scope, construct_id)
+        self._recording_retention = Duration.days(recording_retention_days)
         self.key = self._build_key()
         self.access_logs_bucket = self._build_access_logs_bucket()
         self.table = self._build_table()
@@ -119,7 +121,14 @@ class Storage(Construct):
                     ],
                     noncurrent_version_expiration=Duration.days(NONCURRENT_VERSIONS_EXPIRE_DAYS),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
+                ),
+                # Voices are kept only as long as the business chose (recordingRetentionDays), old versions a day.
+                s3.LifecycleRule(
+                    id="expire-call-recordings",
+                    prefix=f"{RECORDINGS_PREFIX}/",
+                    expiration=self._recording_retention,
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from callcore.store import CallStore
 from lambdas.api import json_response, new_app, parse_model
 from lambdas.logic.stream_status import record_stream_event
-from lambdas.models import StreamStatusCallback
+from lambdas.models import StreamEvent, StreamStatusCallback
 from lambdas.observability import observed
 from lambdas.settings import load_settings
-from lambdas.webhooks import STREAM_STATUS_PATH, verify_twilio_request
+from lambdas.webhooks import RECORDING_STATUS_PATH, STREAM_STATUS_PATH, api_base_url, verify_twilio_request
 
 app = new_app()
 
@@ -24,7 +24,19 @@ def stream_status() -> Response[str]:
     settings = load_settings()
     params = verify_twilio_request(app.current_event, settings)
     callback = parse_model(StreamStatusCallback, params)
-    recorded = record_stream_event(callback, store=CallStore(settings.calls_table))
+    store = CallStore(settings.calls_table)
+    recorded = record_stream_event(callback, store=store)
+    if callback.stream_event is StreamEvent.STARTED and settings.call_recording_enabled:
+        # Imported here: the Twilio REST client is the heaviest import there is, and only recording needs it.
+        from lambdas.logic.recordings import start_recording  # noqa: PLC0415
+        from lambdas.twilio_calls import twilio_calls  # noqa: PLC0415
+
+        start_recording(
+            callback.call_sid,
+            store=store,
+            twilio=twilio_calls(settings),
+            status_callback_url=api_base_url(app.current_event, settings) + RECORDING_STATUS_PATH,
+        )
     return json_response(HTTPStatus.OK, {"recorded": recorded})
 
 
