@@ -85,7 +85,8 @@ def test_the_recording_is_copied_linked_and_deleted_at_twilio(aws, invoke, make_
     assert answer.status == 200
     assert answer.json() == {"recording": "stored"}
     key = recording_key(call.call_sid, call.created_at)
-    assert key.startswith("recordings/year=") and key.endswith(f"/{call.call_sid}.wav")
+    assert key.startswith("recordings/year=")
+    assert key.endswith(f"/{call.call_sid}.wav")
     stored = aws.archive.client.get_object(Bucket=BUCKET, Key=key)
     assert stored["Body"].read() == audio
     assert stored["ServerSideEncryption"] == "aws:kms"
