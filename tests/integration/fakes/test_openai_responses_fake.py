@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -53,7 +54,7 @@ def test_an_unknown_parameter_is_refused(server):
 
 
 def test_a_schema_that_is_not_strict_is_refused(server):
-    loose = {"type": "object", "properties": {"a": {"type": "string"}}}
+    loose: dict[str, Any] = {"type": "object", "properties": {"a": {"type": "string"}}}
     with pytest.raises(openai.BadRequestError, match="additionalProperties"):
         client(server).responses.create(
             model="gpt-5-mini",
