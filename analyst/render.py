@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -35,15 +36,16 @@ def _usd(value: object) -> str:
 
 
 def calls_table(records: Iterable[CallRecord]) -> Table:
-    table = Table(title=None, show_lines=False, header_style="bold")
-    for name, justify in [
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+    columns: list[tuple[str, JustifyMethod]] = [
         ("started (UTC)", "left"), ("call", "left"), ("dir", "left"), ("caller", "left"), ("outcome", "left"),
-        ("length", "right"), ("turns", "right"), ("greeting ms", "right"), ("cost", "right"), ("resolution", "left"),
-    ]:  # fmt: skip
-        table.add_column(name, justify=justify, no_wrap=name in {"call", "started (UTC)"})  # type: ignore[arg-type]
+        ("length", "right"), ("turns", "right"), ("greet ms", "right"), ("cost", "right"), ("resolution", "left"),
+    ]  # fmt: skip
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=name == "call")
     for record in records:
         table.add_row(
-            _when(record.created_at),
+            record.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
             record.call_sid,
             "in" if record.direction.value == "inbound" else "out",
             mask_phone(record.caller_number),
@@ -107,6 +109,13 @@ def _median(values: list[int]) -> float | None:
     return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+TOOL_TEXT_CHARS = 90  # tool arguments and results in full: `calls export --per turn`
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TOOL_TEXT_CHARS else text[: TOOL_TEXT_CHARS - 1] + "…"
+
+
 def conversation(record: CallRecord, turns: list[TranscriptTurn]) -> Table:
     """Who spoke, when (from the call's start), interrupted turns marked, each tool call with its result."""
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1), expand=False)
@@ -122,9 +131,8 @@ def conversation(record: CallRecord, turns: list[TranscriptTurn]) -> Table:
             text.append(f"  [interrupted{heard}]", style="yellow")
         for tool in turn.tool_calls:
             status = "" if tool.ok else " FAILED"
-            text.append(
-                f"\n  ↳ {tool.name}({tool.arguments}) → {tool.result} ({tool.duration_ms} ms{status})", style="cyan"
-            )
+            arguments, result = _clip(tool.arguments), _clip(tool.result)
+            text.append(f"\n  ↳ {tool.name}({arguments}) → {result} ({tool.duration_ms} ms{status})", style="cyan")
         who = Text(turn.role.value, style="green" if turn.role is TurnRole.AGENT else "magenta")
         table.add_row(f"{int(offset // 60)}:{offset % 60:04.1f}", who, text)
     return table
@@ -156,15 +164,34 @@ def call_view(record: CallRecord, turns: list[TranscriptTurn]) -> RenderableType
     return Group(*parts)
 
 
+# Short names in the daily table, so a day's outcomes fit on one line (`calls list --outcome` takes the full ones).
+OUTCOME_LABELS = {
+    "completed_by_agent": "agent",
+    "caller_hung_up": "hung up",
+    "transferred": "transferred",
+    "overflow_to_human": "overflow",
+    "max_duration": "max length",
+    "not_answered": "unanswered",
+    "voicemail": "voicemail",
+    "error": "error",
+}
+
+
 def figures_table(figures: list[DayFigures]) -> Table:
-    table = Table(header_style="bold")
-    for name in (
-        "day", "calls", "minutes", "outcomes", "transfer %", "greeting p50/p95 ms", "turn p50/p95 ms", "barge-ins",
-        "cost",
-    ):  # fmt: skip
-        table.add_column(name, justify="left" if name in {"day", "outcomes"} else "right")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+        collapse_padding=True,
+        caption="UTC days; latencies in ms; cost: the model's estimated USD",
+        caption_justify="left",
+    )
+    for name in ("day", "calls", "minutes", "outcomes", "transfer %", "greeting p50/p95", "turn p50/p95", "barge-ins",
+                 "cost"):  # fmt: skip
+        justify: JustifyMethod = "left" if name in {"day", "outcomes"} else "right"
+        table.add_column(name, justify=justify, no_wrap=True, min_width=9 if name == "cost" else None)
     for day in figures:
-        outcomes = ", ".join(f"{name} {count}" for name, count in day.outcomes.items())
+        outcomes = ", ".join(f"{OUTCOME_LABELS.get(name, name)} {count}" for name, count in day.outcomes.items())
         table.add_row(
             day.day,
             str(day.calls),

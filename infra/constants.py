@@ -265,4 +265,5 @@ class Output(StrEnum):
     RELAY_CLUSTER_NAME = "RelayClusterName"
     RELAY_SERVICE_NAME = "RelayServiceName"
     ALARM_TOPIC_ARN = "AlarmTopicArn"
+    ANALYSIS_DEAD_LETTER_QUEUE_ARN = "AnalysisDeadLetterQueueArn"
     TWILIO_PHONE_NUMBER_SID = "TwilioPhoneNumberSid"

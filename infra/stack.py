@@ -222,6 +222,12 @@ class PhoneAgentStack(Stack):
         self._output(Output.RELAY_CLUSTER_NAME, self.relay.cluster.cluster_name, "ECS cluster of the relay")
         self._output(Output.RELAY_SERVICE_NAME, self.relay.service.service_name, "ECS service of the relay")
         self._output(Output.ALARM_TOPIC_ARN, self.observability.topic.topic_arn, "SNS topic the alarms notify")
+        if self.post_call_analysis is not None:
+            self._output(
+                Output.ANALYSIS_DEAD_LETTER_QUEUE_ARN,
+                self.post_call_analysis.dead_letter_queue.queue_arn,
+                "Post-call analyses that failed three times (redrive: DEPLOY.md)",
+            )
         if self.twilio_number is not None:
             self._output(
                 Output.TWILIO_PHONE_NUMBER_SID,
