@@ -183,13 +183,13 @@ def figures_table(figures: list[DayFigures]) -> Table:
         header_style="bold",
         pad_edge=False,
         collapse_padding=True,
-        caption="UTC days; latencies in ms; cost: the model's estimated USD",
+        caption="UTC days; min: call minutes; xfer: transferred to a person; latencies in ms; cost: estimated USD",
         caption_justify="left",
     )
-    for name in ("day", "calls", "minutes", "outcomes", "transfer %", "greeting p50/p95", "turn p50/p95", "barge-ins",
+    for name in ("day", "calls", "min", "outcomes", "xfer %", "greet p50/p95", "turn p50/p95", "barge-ins",
                  "cost"):  # fmt: skip
         justify: JustifyMethod = "left" if name in {"day", "outcomes"} else "right"
-        table.add_column(name, justify=justify, no_wrap=True, min_width=9 if name == "cost" else None)
+        table.add_column(name, justify=justify, no_wrap=True)
     for day in figures:
         outcomes = ", ".join(f"{OUTCOME_LABELS.get(name, name)} {count}" for name, count in day.outcomes.items())
         table.add_row(
