@@ -19,6 +19,7 @@ from analyst.source import UserError
 from callcore.masking import mask_phone
 from callcore.models import E164_PATTERN, CallDirection, CallOutcome, CallRecord, TranscriptTurn
 from callcore.store import CallStore
+from callcore.transcripts import TranscriptArchive
 
 _SINCE = re.compile(r"^(?P<amount>\d{1,4})(?P<unit>[mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -157,7 +158,7 @@ def iter_calls(
             start = page.next_token
 
 
-def read_turns(store: CallStore, archive: Any, record: CallRecord) -> list[TranscriptTurn]:
+def read_turns(store: CallStore, archive: TranscriptArchive, record: CallRecord) -> list[TranscriptTurn]:
     """The transcript from S3; for a call still running (or whose relay died before writing it), the turns stored
     so far in DynamoDB."""
     turns = archive.read_transcript(record.call_sid, record.created_at)

@@ -267,6 +267,8 @@ class Observability(Construct):
                 [
                     lambda_metric(self._namespace, LambdaMetric.TRANSCRIPTS_RECOVERED),
                     lambda_metric(self._namespace, LambdaMetric.CALLS_SWEPT),
+                    lambda_metric(self._namespace, LambdaMetric.CALLS_ANALYZED),
+                    lambda_metric(self._namespace, LambdaMetric.RECORDINGS_STORED),
                 ],
             ),
             self._graph(

@@ -13,6 +13,7 @@ CONTRACT_ROUTES = {
     ("POST", "/twilio/status"): ("lambdas.handlers.call_status.handler", "NONE"),
     ("POST", "/twilio/stream-status"): ("lambdas.handlers.stream_status.handler", "NONE"),
     ("POST", "/twilio/fallback"): ("lambdas.handlers.fallback.handler", "NONE"),
+    ("POST", "/twilio/recording-status"): ("lambdas.handlers.recording_status.handler", "NONE"),
     ("GET", "/twilio/whisper"): ("lambdas.handlers.whisper.handler", "NONE"),
     ("POST", "/twilio/whisper"): ("lambdas.handlers.whisper.handler", "NONE"),
     ("POST", "/calls"): ("lambdas.handlers.outbound_call.handler", "AWS_IAM"),
@@ -109,7 +110,10 @@ def test_each_role_holds_only_its_routes_data_access(cloudfront_stack: Synthesiz
     dynamodb = {a for a in actions if a.startswith("dynamodb:")}
     assert dynamodb == set(route.table_actions)
     s3 = {a for a in actions if a.startswith("s3:")}
-    assert s3 == ({"s3:PutObject", "s3:GetObject", "s3:ListBucket"} if route.writes_archive else set())
+    expected_s3 = {"s3:PutObject", "s3:GetObject", "s3:ListBucket"} if route.writes_archive else set()
+    if route.writes_recordings:
+        expected_s3.add("s3:PutObject")
+    assert s3 == expected_s3
     secret_resources = [
         statement["Resource"]
         for statement in statements_of_role(cloudfront_stack, role_id)

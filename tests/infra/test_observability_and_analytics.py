@@ -7,9 +7,9 @@ import json
 import pytest
 
 from callcore.metric_names import LambdaMetric, RelayMetric
-from callcore.transcripts import CallSummaryLine, TranscriptLine
+from callcore.transcripts import AnalysisLine, CallSummaryLine, TranscriptLine
 from infra.constants import CALL_CONTROL_5XX_METRIC
-from infra.constructs.analytics import CALLS_TABLE, TRANSCRIPTS_TABLE, calls_column, saved_queries
+from infra.constructs.analytics import ANALYSIS_TABLE, CALLS_TABLE, TRANSCRIPTS_TABLE, calls_column, saved_queries
 from infra.glue_schema import SchemaError, glue_columns
 from tests.infra.synth import Synthesized
 from tests.infra.template_queries import container_environment
@@ -25,7 +25,9 @@ def alarms_by_metric(stack: Synthesized) -> dict[str, list[dict[str, object]]]:
 
 def test_the_alarms_come_with_the_stack(any_stack: Synthesized):
     alarms = alarms_by_metric(any_stack)
-    assert len(alarms["Errors"]) == len(any_stack.stack.api.functions) + 1  # one per Lambda, the sweep included
+    # One per Lambda: the routes, the sweep, and the post-call analysis when it is deployed.
+    analysis = 1 if any_stack.stack.post_call_analysis is not None else 0
+    assert len(alarms["Errors"]) == len(any_stack.stack.api.functions) + 1 + analysis
     (api_5xx,) = alarms["5XXError"]
     assert api_5xx["Namespace"] == "AWS/ApiGateway"
     (call_control,) = alarms[CALL_CONTROL_5XX_METRIC]
@@ -76,10 +78,11 @@ def test_glue_columns_are_derived_from_the_archive_line_models(any_stack: Synthe
     tables = {
         t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in any_stack.resources("AWS::Glue::Table").values()
     }
-    assert set(tables) == {TRANSCRIPTS_TABLE, CALLS_TABLE}
+    assert set(tables) == {TRANSCRIPTS_TABLE, CALLS_TABLE, ANALYSIS_TABLE}
     for name, model, prefix in (
         (TRANSCRIPTS_TABLE, TranscriptLine, "transcripts"),
         (CALLS_TABLE, CallSummaryLine, "calls"),
+        (ANALYSIS_TABLE, AnalysisLine, "analysis"),
     ):
         table_input = tables[name]["TableInput"]
         columns = [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]]

@@ -26,6 +26,7 @@ from callcore.models import CallDirection, CallOutcome
 from callcore.store import CallStore
 from tests.unit.analyst.call_history import BUSINESS_NUMBERS, GeneratedCall
 from tests.unit.analyst.conftest import History
+from tests.unit.lambdas.events import BUCKET, TABLE
 
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 
@@ -312,3 +313,27 @@ def test_python_m_analyst_is_the_calls_command():
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE)
     pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text()
     assert 'calls = "analyst.cli:main"' in pyproject
+
+
+def test_the_table_and_bucket_come_from_a_stacks_outputs(analyst_env, capsys, monkeypatch):
+    import boto3
+
+    from infra.constants import Output
+
+    template = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            Output.CALLS_TABLE_NAME.value: {"Value": TABLE},
+            Output.TRANSCRIPTS_BUCKET_NAME.value: {"Value": BUCKET},
+        },
+    }
+    boto3.client("cloudformation").create_stack(StackName="VoiceAgentTest", TemplateBody=json.dumps(template))
+    monkeypatch.delenv("CALLS_TABLE")
+    monkeypatch.delenv("TRANSCRIPTS_BUCKET")
+
+    code, out, err = run(capsys, "list", "--stack", "VoiceAgentTest", "--since", "8d", "--limit", "1000")
+    assert code == 0, err
+    assert listed(out) == [c.call_sid for c in within(analyst_env, 8)]
+
+    code, _, err = run(capsys, "list", "--stack", "NoSuchStack")
+    assert_one_line_error(code, err, "NoSuchStack")
