@@ -8,7 +8,9 @@ re-hashes a few hundred kilobytes instead of re-bundling.
 Dependencies (`lambdas/requirements.txt`) go into ONE layer, installed by pip for the Lambda platform
 (`manylinux2014_<arch>`, CPython 3.12, wheels only, so compiled packages such as pydantic-core are the Linux builds
 whatever machine synthesizes). The layer is cached under `build/lambda-layer/`, keyed by a hash of the requirements,
-the architecture and the build recipe: pip runs once per checkout, not once per synth or per test.
+the architecture and the build recipe: pip runs once per checkout, not once per synth or per test. The post-call
+analysis function has a second layer on top of it (`lambdas/analysis-requirements.txt`: the OpenAI SDK), built the
+same way but leaving out every package the shared layer already holds, so the SDK reaches that function only.
 
 Both are shipped with bytecode when the synthesizing machine has a CPython of the runtime's version (3.12; found as
 `python3.12` on PATH, or named by LAMBDA_BYTECODE_PYTHON): Lambda's /var/task and /opt are read-only, so without it
