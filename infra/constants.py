@@ -17,7 +17,7 @@ from callcore.metric_names import METRICS_NAMESPACE as _METRICS_NAMESPACE
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
 SERVICE_TAG: Final = "phone-voice-agent"
 
-# ---- metrics (contracts: ../shared/ARCHITECTURE.md) ------------------------------------------------------------------
+# ---- metrics (names are contracts, listed in the README) -------------------------------------------------------------
 METRICS_NAMESPACE: Final = _METRICS_NAMESPACE
 RELAY_METRIC_DIMENSION: Final = {"Service": RELAY_SERVICE}
 LAMBDA_METRIC_DIMENSION: Final = {"service": LAMBDA_SERVICE}
