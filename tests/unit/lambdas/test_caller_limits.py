@@ -7,7 +7,7 @@ import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcore.masking import caller_hash
-from callcore.models import CallOutcome, is_withheld_number
+from callcore.models import CallDirection, CallOutcome, is_withheld_number
 from callcore.store import TTL_ATTRIBUTE
 from callcore.store.seats import WITHHELD_SLOT, live_calls_key
 from lambdas.handlers import call_status, incoming_call
@@ -144,3 +144,26 @@ def test_with_no_caller_limit_two_racing_calls_would_both_be_admitted(aws, invok
     call_in(invoke)
     webhooks = [VoiceWebhook.model_validate(voice_params(new_call_sid())) for _ in range(2)]
     assert all(admitted(xml) for xml in answer_together(webhooks, aws.store.table_name, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    ("verstat", "verified"),
+    [
+        ("TN-Validation-Passed-A", True),
+        ("TN-Validation-Passed-B", False),
+        ("TN-Validation-Passed-C", False),
+        ("TN-Validation-Failed-A", False),
+        ("No-TN-Validation", False),
+        (None, False),
+    ],
+)
+def test_only_full_attestation_makes_an_inbound_number_trustworthy(aws, invoke, verstat, verified):
+    extra = {"StirVerstat": verstat} if verstat else {}
+    sid, _ = call_in(invoke, **extra)
+    record = aws.store.require_call(sid)
+    assert record.stir_verstat == verstat
+    assert record.caller_id_verified is verified
+
+
+def test_a_call_the_agent_placed_reached_the_number_it_dialled(aws, make_call):
+    assert make_call(direction=CallDirection.OUTBOUND).caller_id_verified
