@@ -14,6 +14,7 @@ from lambdas.handlers import sweep as sweep_handler
 from lambdas.logic import reconcile
 from lambdas.settings import load_settings
 from lambdas.twilio_calls import CallNotLive, twilio_calls
+from tests.unit.lambdas.conftest import Handler
 from tests.unit.lambdas.events import (
     ACCOUNT_SID,
     AGENT_NUMBER,
@@ -131,7 +132,8 @@ def test_a_lost_final_callback_is_recovered_over_the_wire_by_the_sweep(aws, make
     twilio_server.fake.add_call(call.call_sid, started_at=started)
     twilio_server.fake.end_call(call.call_sid, at=started + timedelta(seconds=95))
 
-    report = sweep_handler.handler({"source": "aws.events"}, FakeLambdaContext())
+    handler: Handler = sweep_handler.handler
+    report = handler({"source": "aws.events"}, FakeLambdaContext())
 
     assert report["reconciled"] == 1
     [request] = twilio_server.fake.requests_for(call.call_sid)
