@@ -1,14 +1,15 @@
-"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call, and
-record a call (start a dual-channel recording, fetch its audio, delete it at Twilio).
+"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call, read
+a call's state, and record a call (start a dual-channel recording, fetch its audio, delete it at Twilio).
 
-Only the call-control and outbound routes import this module (twilio.rest is the heaviest import of the bundle and
-the TwiML routes never need it). Twilio's error codes become the Lambdas' typed refusals here, so logic never
+Only the call-control and outbound routes and the sweep import this module (twilio.rest is the heaviest import of the
+bundle and the TwiML routes never need it). Twilio's error codes become the Lambdas' typed refusals here, so logic never
 inspects a TwilioRestException.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import IO, Any
 
@@ -21,6 +22,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from callcore.models import CallStatus
 from lambdas.errors import Conflict, Unprocessable, UpstreamError
 from lambdas.observability import logger
 from lambdas.settings import LambdaSettings
@@ -84,6 +86,15 @@ MEDIA_TIMEOUT_SECONDS = (5.0, 60.0)
 MEDIA_CHUNK_BYTES = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class TwilioCallState:
+    """A call as Twilio's REST API describes it (GET .../Calls/{sid}.json)."""
+
+    status: CallStatus
+    ended_at: datetime | None
+    duration_seconds: int | None
+
+
 class TwilioCalls:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -118,6 +129,23 @@ class TwilioCalls:
             self._client.calls(call_sid).update(twiml=twiml)
         except (TwilioException, RequestException) as error:
             raise _refusal(error, action="redirect the call", number_field=number_field) from None
+
+    def call_state(self, call_sid: str) -> TwilioCallState:
+        """Where the call is now: the answer to a lost status callback. CallNotLive when Twilio has no such call."""
+        try:
+            call = self._client.calls(call_sid).fetch()
+        except (TwilioException, RequestException) as error:
+            raise _refusal(error, action="read the call", number_field=None) from None
+        try:
+            status = CallStatus(str(call.status))
+        except ValueError:
+            raise TwilioFailure(f"could not read the call: unknown status {call.status!r}") from None
+        duration = str(call.duration) if call.duration is not None else ""
+        return TwilioCallState(
+            status=status,
+            ended_at=call.end_time,
+            duration_seconds=int(duration) if duration.isdigit() else None,
+        )
 
     def complete(self, call_sid: str) -> None:
         """Hang up the live call."""

@@ -129,8 +129,8 @@ class PostCallAnalysis(Construct):
             statements=[
                 *table_statements(storage.table, storage.key, TABLE_UPDATE),
                 *prefix_statements(bucket, storage.key, read=readable, write=writable),
-                # The OpenAI key for the model, the stream-token secret for the caller hash of the call summary.
-                secrets_statement([secrets.openai_api_key, secrets.stream_token_secret]),
+                # The OpenAI key for the model, the caller-hash secret for the call summary it rewrites.
+                secrets_statement([secrets.openai_api_key, secrets.caller_hash_secret]),
             ],
             extra_layers=[package.analysis_layer],
         )

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import json_response, new_app, parse_model
 from lambdas.logic.stream_status import record_stream_event
 from lambdas.models import StreamEvent, StreamStatusCallback
@@ -24,7 +23,7 @@ def stream_status() -> Response[str]:
     settings = load_settings()
     params = verify_twilio_request(app.current_event, settings)
     callback = parse_model(StreamStatusCallback, params)
-    store = CallStore(settings.calls_table)
+    store = settings.call_store()
     recorded = record_stream_event(callback, store=store)
     if callback.stream_event is StreamEvent.STARTED and settings.call_recording_enabled:
         # Imported here: the Twilio REST client is the heaviest import there is, and only recording needs it.

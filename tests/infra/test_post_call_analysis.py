@@ -85,7 +85,7 @@ def test_the_analysis_function_reads_transcripts_and_writes_analyses_only(cloudf
     assert set(by_action) >= {"dynamodb:GetItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}
     secrets = [r["Ref"] for r in by_action["secretsmanager:GetSecretValue"]]
     assert len(secrets) == 2
-    assert all("OpenAiApiKey" in s or "StreamTokenSecret" in s for s in secrets)
+    assert all("OpenAiApiKey" in s or "CallerHashSecret" in s for s in secrets)
 
 
 def test_the_analysis_table_has_the_analysis_line_columns(cloudfront_stack: Synthesized):

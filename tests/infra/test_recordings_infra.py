@@ -38,7 +38,7 @@ def test_recordings_expire_by_their_own_rule(cloudfront_stack: Synthesized, cust
             rule
             for bucket in buckets
             for rule in bucket["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
-            if rule.get("Id") == "expire-call-recordings"
+            if rule.get("Id") == "expire-recordings"
         ]
         [rule] = rules
         assert rule["Prefix"] == "recordings/"

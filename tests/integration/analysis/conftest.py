@@ -17,10 +17,11 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto.server import ThreadedMotoServer
+from pydantic import SecretStr
 
 from callcore.aws import dynamodb_client, reset_clients, s3_client
 from callcore.local_resources import create_bucket, create_table
-from callcore.masking import caller_hash_key
+from callcore.settings import caller_hash_key
 from callcore.store import CallStore
 from callcore.transcripts import TRANSCRIPTS_PREFIX, TranscriptArchive
 from lambdas.handlers import post_call_analysis
@@ -176,7 +177,7 @@ def pipeline(moto_endpoint: str, openai_api: ResponsesServer, monkeypatch: pytes
     )
     pipeline = Pipeline(
         store=CallStore(table),
-        archive=TranscriptArchive(bucket, hash_key=caller_hash_key(STREAM_SECRET)),
+        archive=TranscriptArchive(bucket, hash_key=caller_hash_key(None, SecretStr(STREAM_SECRET))),
         queue_url=queue_url,
         dead_letter_url=dead_letter_url,
         openai=openai_api.fake,
