@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.logic.post_call_analysis import AnalysisResult, analyze_transcript
 from lambdas.observability import Metric, count, logger, observed
@@ -40,7 +39,7 @@ def analyze_message(record: SQSRecord) -> None:
         settings.analysis_model,
         settings.analysis_timeout_seconds,
     )
-    store = CallStore(settings.calls_table)
+    store = settings.call_store()
     archive = TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key)
     for key in transcript_keys(record.body):
         result = analyze_transcript(key, settings=settings, store=store, archive=archive, analyst=analyst)

@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.api import json_response, new_app, parse_model
 from lambdas.logic.recordings import store_recording
@@ -29,7 +28,7 @@ def recording_status() -> Response[str]:
     callback = parse_model(RecordingStatusCallback, params)
     state = store_recording(
         callback,
-        store=CallStore(settings.calls_table),
+        store=settings.call_store(),
         archive=TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key),
         twilio=twilio_calls(settings),
     )
