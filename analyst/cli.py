@@ -12,6 +12,7 @@ exits with code 2; the data goes to stdout, progress and counts to stderr.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from analyst.queries import (
     daily_figures,
     date_range,
     iter_calls,
+    number_hash,
     profile_numbers,
     read_turns,
     turn_row,
@@ -80,7 +82,11 @@ def range_options(command: F) -> F:
 
 def filter_options(command: F) -> F:
     @click.option("--profile", metavar="ID|FILE", help="calls to the numbers of a business profile (profiles/ID.toml)")
-    @click.option("--number", metavar="E164", help="calls from or to this number")
+    @click.option(
+        "--number",
+        metavar="E164",
+        help="calls from or to this number (also once masked, with CALLER_HASH_SECRET in the environment)",
+    )
     @click.option("--min-duration", type=click.IntRange(min=0), metavar="SECONDS", help="calls at least this long")
     @click.option("--transferred/--not-transferred", default=None, help="calls handed (or not) to a person")
     @click.option("--direction", type=click.Choice([d.value for d in CallDirection]))
@@ -102,6 +108,7 @@ def filter_options(command: F) -> F:
             transferred=transferred,
             min_duration_seconds=min_duration,
             number=check_number(number) if number else None,
+            number_hash=number_hash(check_number(number), os.environ) if number else None,
             business_numbers=profile_numbers(profile) if profile else frozenset(),
         )
         return command(*args, call_filter=call_filter, **kwargs)

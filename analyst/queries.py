@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,10 +14,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import SecretStr
 
 from analyst.source import UserError
-from callcore.masking import mask_phone
+from callcore.masking import caller_hash, mask_phone
 from callcore.models import E164_PATTERN, CallDirection, CallOutcome, CallRecord, TranscriptTurn
+from callcore.settings import caller_hash_key
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 
@@ -90,6 +92,8 @@ class CallFilter:
     transferred: bool | None = None
     min_duration_seconds: int | None = None
     number: str | None = None  # the caller's or the business's number, E.164
+    # The number's keyed hash (when CALLER_HASH_SECRET is given): finds calls whose stored number was since masked.
+    number_hash: str | None = None
     business_numbers: frozenset[str] = field(default_factory=frozenset)  # a profile's numbers; empty = any
 
     def matches(self, record: CallRecord) -> bool:
@@ -101,9 +105,14 @@ class CallFilter:
             return False
         if self.min_duration_seconds is not None and (record.duration_seconds or 0) < self.min_duration_seconds:
             return False
-        if self.number is not None and self.number not in {record.caller_number, record.business_number}:
+        if self.number is not None and not self._number_matches(record):
             return False
         return not self.business_numbers or record.business_number in self.business_numbers
+
+    def _number_matches(self, record: CallRecord) -> bool:
+        if self.number in {record.caller_number, record.business_number}:
+            return True
+        return self.number_hash is not None and record.caller_hash == self.number_hash
 
 
 def check_number(value: str) -> str:
@@ -111,6 +120,15 @@ def check_number(value: str) -> str:
     if not E164_PATTERN.match(compact):
         raise UserError(f"bad --number {mask_phone(value)!r}: use an E.164 number such as +15551230000")
     return compact
+
+
+def number_hash(number: str, environ: Mapping[str, str]) -> str | None:
+    """The keyed hash of `number` the records carry, when the deployment's CALLER_HASH_SECRET is in the environment
+    (records keep the raw number only for RAW_NUMBER_RETENTION_HOURS; the hash stays)."""
+    secret = environ.get("CALLER_HASH_SECRET")
+    if not secret:
+        return None
+    return caller_hash(caller_hash_key(SecretStr(secret), None), number)
 
 
 def profile_numbers(profile: str, profiles_dir: Path = Path("profiles")) -> frozenset[str]:

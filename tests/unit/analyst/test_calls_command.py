@@ -337,3 +337,30 @@ def test_the_table_and_bucket_come_from_a_stacks_outputs(analyst_env, capsys, mo
 
     code, _, err = run(capsys, "list", "--stack", "NoSuchStack")
     assert_one_line_error(code, err, "NoSuchStack")
+
+
+def test_a_number_finds_its_calls_after_it_was_masked_given_the_hash_secret(analyst_env, capsys, monkeypatch):
+    from pydantic import SecretStr
+
+    from callcore.masking import caller_hash, mask_phone
+    from callcore.settings import caller_hash_key
+
+    secret = "test-caller-hash-secret"
+    number = "+15550100231"
+    calls = [c for c in within(analyst_env, 8) if c.caller == number]
+    assert calls
+    masked = calls[0].call_sid
+    key = caller_hash_key(SecretStr(secret), None)
+    # What the sweep leaves after RAW_NUMBER_RETENTION_HOURS: the masked number and the keyed hash.
+    record = analyst_env.store.require_call(masked)
+    field = "from_number" if record.direction.value == "inbound" else "to_number"
+    analyst_env.store.update_call(masked, {field: mask_phone(number), "caller_hash": caller_hash(key, number)})
+    try:
+        code, out, _ = run(capsys, "list", "--since", "8d", "--limit", "1000", "--number", number)
+        assert code == 0
+        assert masked not in listed(out), "without the hash secret a masked record cannot be matched"
+        monkeypatch.setenv("CALLER_HASH_SECRET", secret)
+        code, out, _ = run(capsys, "list", "--since", "8d", "--limit", "1000", "--number", number)
+        assert listed(out) == [c.call_sid for c in calls]
+    finally:
+        analyst_env.store.update_call(masked, {field: number, "caller_hash": None})
