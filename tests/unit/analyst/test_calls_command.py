@@ -345,6 +345,7 @@ def test_a_number_finds_its_calls_after_it_was_masked_given_the_hash_secret(anal
     from callcore.masking import caller_hash, mask_phone
     from callcore.settings import caller_hash_key
 
+    monkeypatch.delenv("CALLER_HASH_SECRET", raising=False)
     secret = "test-caller-hash-secret"
     number = "+15550100231"
     calls = [c for c in within(analyst_env, 8) if c.caller == number]
