@@ -20,8 +20,8 @@ Either way the run writes the call as a stereo WAV (left caller, right agent, as
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcore.masking import mask_phone
-from callcore.models import CallRecord, TranscriptTurn
+from callcore.models import Booking, CallRecord, TranscriptTurn
 from callcore.transcripts import TranscriptArchive
 from local.recording import agent_track, caller_track, write_stereo_wav
 from local.stack import LocalStack, ModelKind, StackOptions, local_stack
@@ -147,14 +147,18 @@ async def wait_until_heard(
 async def wait_until_playing(
     phone: FakeTwilioCall, *, since_bytes: int, played_ms: int, limit_seconds: float = 30.0
 ) -> None:
-    """Wait until the agent's answer (audio beyond `since_bytes`) has played for `played_ms`: the moment to talk
-    over it."""
-    async with asyncio.timeout(limit_seconds):
-        while len(phone.received_media) <= since_bytes and not phone.closed.is_set():
-            await asyncio.sleep(0.02)
-        started = phone.heard_ms()
-        while phone.heard_ms() - started < played_ms and phone.queued_ms() > 0:
-            await asyncio.sleep(0.02)
+    """Wait until the agent's answer (audio beyond `since_bytes`) has played for `played_ms` (or has all played):
+    the moment to talk over it."""
+    deadline = time.monotonic() + limit_seconds
+    answer_started_at_ms: float | None = None
+    while time.monotonic() < deadline and not phone.closed.is_set():
+        if answer_started_at_ms is None and len(phone.received_media) > since_bytes:
+            answer_started_at_ms = phone.heard_ms()
+        if answer_started_at_ms is not None and (
+            phone.heard_ms() - answer_started_at_ms >= played_ms or phone.queued_ms() == 0
+        ):
+            return
+        await asyncio.sleep(0.02)
 
 
 # ---- the run --------------------------------------------------------------------------------------------------------
@@ -175,6 +179,7 @@ class CallResult:
     stream_url: str
     greeting_heard_ms: float
     audio_path: Path
+    bookings: list[Booking] = field(default_factory=list)  # made on this call, read back from the store
     violations: list[str] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
@@ -238,7 +243,15 @@ async def run_call(
         path = write_stereo_wav(
             audio_path or RECORDINGS_DIR / f"{call_sid}.wav", caller_track(phone), agent_track(phone)
         )
-        return _result(stack, call_sid, phone, ended_by, stream_url, greeting_heard_ms, path)
+        return _result(
+            stack,
+            call_sid=call_sid,
+            phone=phone,
+            ended_by=ended_by,
+            stream_url=stream_url,
+            greeting_heard_ms=greeting_heard_ms,
+            audio_path=path,
+        )
 
 
 async def _converse(
@@ -246,8 +259,7 @@ async def _converse(
 ) -> None:
     voice = None
     if stack.model_kind == "spoken":
-        from local.voice_model import Voice  # noqa: PLC0415
-        from local.voice_model.synthesis import synthesizer  # noqa: PLC0415
+        from local.voice_model.synthesis import Voice, synthesizer  # noqa: PLC0415 - needs the speech parts
 
         voice = Voice(CALLER_VOICE)
     answered_before = 0
@@ -270,6 +282,7 @@ async def _converse(
 
 def _result(
     stack: LocalStack,
+    *,
     call_sid: str,
     phone: FakeTwilioCall,
     ended_by: str,
@@ -279,6 +292,19 @@ def _result(
 ) -> CallResult:
     record = stack.store.require_call(call_sid)
     archive = TranscriptArchive(stack.transcripts_bucket, hash_key=stack.settings.caller_hash_key)
+    turns = archive.read_transcript(call_sid, record.created_at) or []
+    booked_days = {
+        json.loads(tool.result).get("date")
+        for turn in turns
+        for tool in turn.tool_calls
+        if tool.name == "book_appointment" and tool.ok
+    }
+    bookings = [
+        booking
+        for day in sorted(day for day in booked_days if day)
+        for booking in stack.store.list_bookings(day)
+        if booking.call_sid == call_sid
+    ]
     metrics = [json.loads(text) for text in stack.metrics_out.getvalue().splitlines() if text.strip()]
     violations = [*phone.violations]
     if isinstance(stack.model, FakeRealtimeServer):
@@ -287,7 +313,7 @@ def _result(
         call_sid=call_sid,
         model=stack.model_kind,
         record=record,
-        turns=archive.read_transcript(call_sid, record.created_at) or [],
+        turns=turns,
         transcript_key=record.transcript_key,
         transcripts_bucket=stack.transcripts_bucket,
         calls_table=stack.calls_table,
@@ -297,6 +323,7 @@ def _result(
         stream_url=stream_url,
         greeting_heard_ms=greeting_heard_ms,
         audio_path=audio_path,
+        bookings=bookings,
         violations=violations,
         metrics=metrics,
     )

@@ -42,7 +42,7 @@ from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.fakes.twilio_rest import FakeCall, FakeTwilioRest, TwilioRestServer
 
 if TYPE_CHECKING:
-    from local.voice_model import VoiceModelServer
+    from local.voice_model.server import VoiceModelServer
     from relay.settings import RelaySettings
 
 STAGE = "local"
@@ -64,7 +64,7 @@ class StackOptions:
     business_hours: str = "mon-sun 11:00-22:00"
     agent_number: str = "+15550100000"  # the number customers dial (555-01xx: reserved for fiction)
     human_line: str = "+15550100999"
-    voice: str = "cedar"  # the agent's voice: a low one, so the caller's higher voice is easy to tell apart
+    voice: str = "marin"  # the agent's voice (the relay's default); the caller speaks in another
 
 
 # ---- the phone network ----------------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
     if requested == "scripted":
         return "scripted"
     try:
-        from local.voice_model import check_speech_parts  # noqa: PLC0415 - numpy etc. only when asked for
+        from local.voice_model.recognition import check_speech_parts  # noqa: PLC0415 - numpy etc. when asked for
 
         await asyncio.to_thread(check_speech_parts)
     except ImportError as error:
@@ -279,7 +279,7 @@ async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
 
 async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeServer | VoiceModelServer:
     if kind == "spoken":
-        from local.voice_model import VoiceModelServer  # noqa: PLC0415
+        from local.voice_model.server import VoiceModelServer  # noqa: PLC0415
 
         voice_model = VoiceModelServer()
         await voice_model.start()

@@ -1,13 +1,10 @@
 """An offline stand-in for the OpenAI Realtime model, for local calls: it speaks the Realtime GA protocol over a
-loopback WebSocket, hears the caller with pocketsphinx (US English, constrained to the call's vocabulary), answers
-through the session's declared tools with short replies built from their results, and speaks with espeak-ng.
+loopback WebSocket (`server.VoiceModelServer`), hears the caller with pocketsphinx (US English, constrained to the
+call's vocabulary: `grammar`, `recognition`, `turns`), answers through the session's declared tools with short
+replies built from their results (`intent`), and speaks with espeak-ng (`synthesis`).
 
 It is a local stand-in, not a language model: it knows a receptionist's few jobs (opening hours, tables, a person,
-goodbye) and says so when it did not understand. `check_speech_parts()` tells whether it can run on this machine.
+goodbye) and says so when it did not understand. `recognition.check_speech_parts()` tells whether it can run here.
+The modules that need the speech parts (numpy, pocketsphinx, espeak-ng) import them themselves, so the dialogue rules
+load without them.
 """
-
-from local.voice_model.recognition import check_speech_parts
-from local.voice_model.server import AGENT_VOICES, SpeechParts, VoiceModelServer
-from local.voice_model.synthesis import SpeechUnavailable, Voice
-
-__all__ = ["AGENT_VOICES", "SpeechParts", "SpeechUnavailable", "Voice", "VoiceModelServer", "check_speech_parts"]

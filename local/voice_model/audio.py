@@ -14,7 +14,7 @@ SILENCE_BYTE = 0xFF  # μ-law of 0
 Pcm = npt.NDArray[np.int16]
 
 _BIAS = 0x84
-_CLIP = 32635
+_CLIP_14BIT = 8159
 _LOWPASS_TAPS = 101
 
 
@@ -34,13 +34,18 @@ def mulaw_decode(data: bytes) -> Pcm:
 
 
 def mulaw_encode(samples: Pcm) -> bytes:
-    """16-bit linear samples to μ-law bytes (G.711: sign, 3-bit segment, 4-bit step, bits inverted)."""
-    linear = samples.astype(np.int32)
-    sign = np.where(linear < 0, 0x80, 0x00)
-    magnitude = np.minimum(np.abs(linear), _CLIP) + _BIAS
-    segment = np.clip(np.floor(np.log2(magnitude)).astype(np.int32) - 7, 0, 7)
-    step = (magnitude >> (segment + 3)) & 0x0F
-    return (~(sign | (segment << 4) | step) & 0xFF).astype(np.uint8).tobytes()
+    """16-bit linear samples to μ-law bytes, bit-exact with the ITU-T G.711 reference (and the old `audioop`): the
+    sample taken to 14 bits, biased, then a 3-bit segment and 4-bit step, bits inverted."""
+    value = samples.astype(np.int32) >> 2
+    mask = np.where(value < 0, 0x7F, 0xFF)
+    value = np.minimum(np.abs(value), _CLIP_14BIT) + (_BIAS >> 2)
+    segment = np.maximum(np.floor(np.log2(value)).astype(np.int32) + 1 - 6, 0)
+    code = np.where(
+        segment > 7,
+        0x7F ^ mask,
+        ((np.minimum(segment, 7) << 4) | ((value >> (np.minimum(segment, 7) + 1)) & 0x0F)) ^ mask,
+    )
+    return code.astype(np.uint8).tobytes()
 
 
 def _lowpass(signal: npt.NDArray[np.float64], cutoff: float) -> npt.NDArray[np.float64]:
@@ -62,7 +67,8 @@ def resample(samples: Pcm, source_rate: int, target_rate: int) -> Pcm:
     count = round(samples.size * target_rate / source_rate)
     positions = np.arange(count) * (source_rate / target_rate)
     resampled = np.interp(positions, np.arange(samples.size), signal)
-    return np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
+    result: Pcm = np.clip(np.round(resampled), -32768, 32767).astype(np.int16)
+    return result
 
 
 def silence(ms: int) -> bytes:

@@ -94,7 +94,7 @@ def _opening_spans(instructions: str) -> list[tuple[int, int]]:
     return [(int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])) for m in _SPAN.finditer(instructions)]
 
 
-# ---- what the caller said ---------------------------------------------------------------------------------------------
+# ---- what the caller said --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -167,7 +167,7 @@ def _has(words: list[str], *phrases: str) -> bool:
     return any(f" {phrase} " in text for phrase in phrases)
 
 
-# ---- the replies ------------------------------------------------------------------------------------------------------
+# ---- the replies -----------------------------------------------------------------------------------------------------
 
 
 def respond(context: Context) -> Reply:
@@ -241,8 +241,8 @@ def _next_booking_step(request: BookingRequest, context: Context, *, just_checke
         return Reply(speech=f"And at what time on {speaking.day_and_date(request.day)}?")
     availability = _availability_for(request.day, when, context)
     if availability is None:
-        arguments = {"date": request.day.isoformat(), "time": when}
-        return _tool_reply(context, "check_availability", arguments, "I'm sorry, I can't check tables right now.")
+        check = {"date": request.day.isoformat(), "time": when}
+        return _tool_reply(context, "check_availability", check, "I'm sorry, I can't check tables right now.")
     if not availability.get("requested_time_available"):
         offered = availability.get("nearest_available_times") or []
         caller = [turn for turn in context.turns if turn.kind == "user"]

@@ -378,7 +378,8 @@ class VoiceSession:
 
     async def _play(self, response: Response, params: dict[str, Any]) -> None:
         writer = ResponseWriter(response, self.conversation)
-        status, details = "completed", None
+        status: str = "completed"
+        details: dict[str, Any] | None = None
         try:
             reply = await self._decide(response, params)
             if response.cancelled:
