@@ -268,8 +268,8 @@ async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
         from local.voice_model.recognition import check_speech_parts  # noqa: PLC0415 - numpy etc. when asked for
 
         await asyncio.to_thread(check_speech_parts)
-    except ImportError as error:
-        say(f"spoken model unavailable ({error}); using the scripted model (install with: make setup)")
+    except ImportError as error:  # numpy or the voice model's own modules
+        say(f"spoken model unavailable ({error}); using the scripted model (make setup installs the speech parts)")
         return "scripted"
     except Exception as error:  # SpeechUnavailable, or a library that fails to load on this machine
         say(f"spoken model unavailable ({error}); using the scripted model")

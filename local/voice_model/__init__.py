@@ -8,3 +8,8 @@ goodbye) and says so when it did not understand. `recognition.check_speech_parts
 The modules that need the speech parts (numpy, pocketsphinx, espeak-ng) import them themselves, so the dialogue rules
 load without them.
 """
+
+
+class SpeechUnavailable(Exception):
+    """A speech part (espeak-ng, pocketsphinx, numpy) cannot be loaded on this machine; the message says which and
+    why."""

@@ -12,9 +12,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from local.voice_model import SpeechUnavailable
 from local.voice_model.audio import PHONE_RATE, mulaw_decode, resample
 from local.voice_model.grammar import Vocabulary, build_grammar, words_of
-from local.voice_model.synthesis import SpeechUnavailable
 
 RECOGNISER_RATE = 16000
 _GRAMMAR_NAME = "call"
@@ -42,7 +42,9 @@ class Recogniser:
     def __init__(self, grammar: str) -> None:
         pocketsphinx = _pocketsphinx()
         self.grammar = grammar
-        self._decoder = pocketsphinx.Decoder(samprate=RECOGNISER_RATE, lm=None, loglevel="FATAL")
+        # Cepstral mean normalisation over each whole turn ("batch"), not carried over from the turns before
+        # ("live"): what a turn is heard as then depends on that turn alone.
+        self._decoder = pocketsphinx.Decoder(samprate=RECOGNISER_RATE, lm=None, loglevel="FATAL", cmn="batch")
         self._decoder.add_jsgf_string(_GRAMMAR_NAME, grammar)
         self._decoder.activate_search(_GRAMMAR_NAME)
         self._lock = threading.Lock()

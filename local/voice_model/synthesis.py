@@ -16,6 +16,7 @@ from functools import cache
 
 import numpy as np
 
+from local.voice_model import SpeechUnavailable
 from local.voice_model.audio import PHONE_RATE, Pcm, mulaw_encode, resample
 
 # speak_lib.h
@@ -28,10 +29,6 @@ _PARAMETER_PITCH = 3
 _EE_OK = 0
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-
-class SpeechUnavailable(Exception):
-    """A speech part (espeak-ng, pocketsphinx) cannot be loaded on this machine; the message says which and why."""
 
 
 @dataclass(frozen=True)
