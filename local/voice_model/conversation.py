@@ -1,83 +1,14 @@
-"""The session's conversation: items as the service keeps them, their wire form, and the session configuration
-with the GA defaults (`session.update` is partial: `audio.input` and `audio.output` merge field by field)."""
+"""The session's conversation: items as the service keeps them, their wire form, and their order."""
 
 from __future__ import annotations
 
 import copy
-import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.voice_model.audio import BYTES_PER_MS
 from local.voice_model.intent import Turn
-
-SESSION_MAX_SECONDS = 3600
-SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
-_MERGED = frozenset({("audio",), ("audio", "input"), ("audio", "output")})
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
-def default_session(session_id: str, model: str) -> dict[str, Any]:
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": session_id,
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": "",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "truncation": "auto",
-        "prompt": None,
-        "include": None,
-        "expires_at": int(time.time()) + SESSION_MAX_SECONDS,
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": dict(SERVER_VAD_DEFAULTS),
-            },
-            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0},
-        },
-    }
-
-
-def merge_session(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        child = (*path, key)
-        if child in _MERGED and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_session(merged[key], value, child)
-        else:
-            merged[key] = copy.deepcopy(value)
-    if path:
-        return merged
-    turn_detection = merged["audio"]["input"].get("turn_detection")
-    if turn_detection is not None:
-        defaults = SEMANTIC_VAD_DEFAULTS if turn_detection.get("type") == "semantic_vad" else SERVER_VAD_DEFAULTS
-        merged["audio"]["input"]["turn_detection"] = {**defaults, **turn_detection}
-    return merged
+from local.voice_model.protocol import new_id
 
 
 @dataclass

@@ -8,42 +8,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.voice_model.audio import BYTES_PER_MS
-from local.voice_model.conversation import Conversation, Item, new_id
+from local.voice_model.conversation import Conversation, Item
+from local.voice_model.protocol import (
+    INPUT_AUDIO_TOKENS_PER_SECOND,
+    OUTPUT_AUDIO_TOKENS_PER_SECOND,
+    audio_tokens,
+    new_id,
+    split_words,
+    text_tokens,
+)
 
 CHUNK_MS = 200  # audio per response.output_audio.delta
-# Token accounting as OpenAI publishes it: caller audio ~600 tokens/min, model audio ~1200 tokens/min.
-INPUT_AUDIO_TOKENS_PER_SECOND = 10
-OUTPUT_AUDIO_TOKENS_PER_SECOND = 20
-CHARS_PER_TEXT_TOKEN = 4
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ResponseCancelled(Exception):
     """Unwinds a response at its next event once it was cancelled."""
-
-
-def text_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN)
-
-
-def audio_tokens(size_bytes: int, per_second: int) -> int:
-    return math.ceil(size_bytes / BYTES_PER_MS / 1000 * per_second)
-
-
-def split_words(text: str, parts: int) -> list[str]:
-    """`text` cut at word boundaries into `parts` pieces (some may be empty) that join back to `text`."""
-    words = re.findall(r"\S+\s*", text)
-    if parts <= 1 or not words:
-        return [text] + [""] * max(parts - 1, 0)
-    return ["".join(words[len(words) * i // parts : len(words) * (i + 1) // parts]) for i in range(parts)]
 
 
 @dataclass

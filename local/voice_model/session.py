@@ -23,8 +23,9 @@ from aiohttp import WSMsgType, web
 from pydantic import TypeAdapter, ValidationError
 
 from local.voice_model.audio import BYTES_PER_MS
-from local.voice_model.conversation import Conversation, Item, default_session, merge_session, new_id
+from local.voice_model.conversation import Conversation, Item
 from local.voice_model.intent import Context, Reply, business_name, infer_today, respond, verbatim
+from local.voice_model.protocol import default_session, merge_session, new_id
 from local.voice_model.responses import Response, ResponseCancelled, ResponseWriter
 from local.voice_model.turns import TurnDetector, TurnEvent, TurnSettings
 
