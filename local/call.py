@@ -180,6 +180,7 @@ class CallResult:
     greeting_heard_ms: float
     audio_path: Path
     bookings: list[Booking] = field(default_factory=list)  # made on this call, read back from the store
+    run_seconds: float = 0.0  # the whole run: start-up, the call, the records read back
     violations: list[str] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
@@ -193,6 +194,7 @@ async def run_call(
 ) -> CallResult:
     """Place one inbound call through the whole local stack and return what it left behind."""
     say: Callable[..., None] = print if verbose else (lambda *_: None)
+    run_started = time.monotonic()
     options = options or StackOptions(model=model)
     if options.model != model:
         options = dataclasses.replace(options, model=model)
@@ -243,7 +245,7 @@ async def run_call(
         path = write_stereo_wav(
             audio_path or RECORDINGS_DIR / f"{call_sid}.wav", caller_track(phone), agent_track(phone)
         )
-        return _result(
+        result = _result(
             stack,
             call_sid=call_sid,
             phone=phone,
@@ -252,6 +254,8 @@ async def run_call(
             greeting_heard_ms=greeting_heard_ms,
             audio_path=path,
         )
+        result.run_seconds = time.monotonic() - run_started
+        return result
 
 
 async def _converse(
@@ -352,6 +356,7 @@ def report(result: CallResult) -> str:
         )
     if result.violations:
         lines.append("  PROTOCOL VIOLATIONS: " + "; ".join(result.violations))
+    lines.append(f"run: {result.run_seconds:.1f} s from start-up to the records read back ({result.model} model)")
     lines.append(f"audio: {result.audio_path}")
     return "\n".join(lines)
 

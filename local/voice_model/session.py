@@ -114,7 +114,10 @@ class VoiceSession:
         try:
             data = parse_client_event(text)
             client_event_id = data.get("event_id")
-            handler = getattr(self, "_on_" + data["type"].replace(".", "_"))
+            handler = getattr(self, "_on_" + data["type"].replace(".", "_"), None)
+            if handler is None:
+                raise ProtocolError(f"This local stand-in does not handle '{data['type']}'.", code="invalid_value",
+                                    param="type")  # fmt: skip
             await handler(data)
         except ProtocolError as error:
             await self._send_error(error.message, code=error.code, param=error.param, event_id=client_event_id)
@@ -245,8 +248,16 @@ class VoiceSession:
 
     async def _recognise(self, item: Item) -> None:
         vocabulary = self._parts.vocabulary(business_name(self.config.get("instructions") or ""))
-        recogniser = await asyncio.to_thread(self._parts.recogniser, vocabulary)
-        item.text = await asyncio.to_thread(recogniser.transcribe, item.audio)
+        try:
+            recogniser = await asyncio.to_thread(self._parts.recogniser, vocabulary)
+            item.text = await asyncio.to_thread(recogniser.transcribe, item.audio)
+        except Exception as error:
+            log.exception("session %s: recognising %s failed", self.id, item.id)
+            item.recognised = True  # heard as nothing: the answer says so
+            failure = {"type": "server_error", "code": None, "message": type(error).__name__, "param": None}
+            await self._send({"type": "conversation.item.input_audio_transcription.failed", "item_id": item.id,
+                              "content_index": 0, "error": failure})  # fmt: skip
+            return
         item.recognised = True
         log.debug("session %s: heard %r", self.id, item.text)
         if self.config["audio"]["input"].get("transcription") is not None:
