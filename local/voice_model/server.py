@@ -84,7 +84,12 @@ class VoiceModelServer:
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         port = self._runner.addresses[0][1]
         self.url = f"ws://127.0.0.1:{port}{REALTIME_PATH}?model={DEFAULT_MODEL}"
-        log.info("local stand-in voice model (offline: pocketsphinx + espeak-ng), not OpenAI, at %s", self.url)
+        # A warning on purpose: whoever reads the log must know the voice on the line is not OpenAI's model.
+        log.warning(
+            "local stand-in voice model at %s: offline speech recognition (pocketsphinx) and synthesis (espeak-ng) "
+            "with a few receptionist rules; not OpenAI, not a language model",
+            self.url,
+        )
 
     async def close(self) -> None:
         if self._runner is not None:

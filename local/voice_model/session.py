@@ -432,6 +432,7 @@ class VoiceSession:
             ]
         response.count_input(instructions, items)
         if said:
+            log.info("session %s: the local stand-in says as told: %r", self.id, said[:120])
             return Reply(speech=said)
         tools = params.get("tools", self.config.get("tools")) or []
         context = Context(

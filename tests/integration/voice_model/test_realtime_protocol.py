@@ -190,3 +190,13 @@ async def test_an_upgrade_without_a_key_or_with_the_beta_header_is_refused(voice
         with pytest.raises(aiohttp.WSServerHandshakeError) as beta:
             await http.ws_connect(voice_model.url, headers={"Authorization": "Bearer k", "OpenAI-Beta": "realtime=v1"})
         assert beta.value.status == 400
+
+
+async def test_the_stand_in_says_in_its_log_that_it_is_not_openai(caplog: pytest.LogCaptureFixture) -> None:
+    async with VoiceModelServer() as server:
+        pass
+    said = [record.getMessage() for record in caplog.records if record.name == "local.voice_model"]
+    assert said == [
+        f"local stand-in voice model at {server.url}: offline speech recognition (pocketsphinx) and synthesis "
+        "(espeak-ng) with a few receptionist rules; not OpenAI, not a language model"
+    ]
