@@ -200,3 +200,17 @@ async def test_the_stand_in_says_in_its_log_that_it_is_not_openai(caplog: pytest
         f"local stand-in voice model at {server.url}: offline speech recognition (pocketsphinx) and synthesis "
         "(espeak-ng) with a few receptionist rules; not OpenAI, not a language model"
     ]
+
+
+async def test_items_can_be_added_at_the_root_retrieved_and_deleted(client: RealtimeTestClient) -> None:
+    greeting = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello there."}]}
+    await client.send({"type": "conversation.item.create", "item": greeting, "previous_item_id": "root"})
+    added = await client.next("conversation.item.added")
+    assert added["previous_item_id"] is None
+    item_id = added["item"]["id"]
+    await client.send({"type": "conversation.item.retrieve", "item_id": item_id})
+    assert (await client.next("conversation.item.retrieved"))["item"]["content"] == greeting["content"]
+    await client.send({"type": "conversation.item.delete", "item_id": item_id})
+    assert (await client.next("conversation.item.deleted"))["item_id"] == item_id
+    await client.send({"type": "conversation.item.retrieve", "item_id": item_id})
+    assert (await client.next("error"))["error"]["param"] == "item_id"
