@@ -171,6 +171,7 @@ class CallSession:
             archive=deps.archive,
             prices=self._settings.prices,
             turn_retention_days=self._settings.turn_retention_days,
+            mask_caller_digits=self._settings.mask_caller_digits,
         )
         self._model: RealtimeConnection | None = None
         self._model_ready = asyncio.Event()
@@ -287,8 +288,8 @@ class CallSession:
 
     async def _load_caller_history(self) -> None:
         number = self._record.caller_number
-        if not self._callers.tracks(number):
-            return
+        if not self._callers.tracks(number) or not self._record.caller_id_verified:
+            return  # a withheld or unattested number says nothing about who is calling: no history
         try:
             profile = await asyncio.to_thread(self._callers.get, number)
         except Exception as error:
@@ -306,6 +307,8 @@ class CallSession:
         return render_instructions(self._settings, self._record, greeting=self._greeting_text, history=self._history)
 
     async def _count_caller_call(self, outcome: CallOutcome) -> None:
+        if not self._record.caller_id_verified:
+            return  # whoever spoofs a number must not write into its owner's profile either
         try:
             await asyncio.to_thread(
                 self._callers.record_call,
