@@ -129,7 +129,7 @@ def test_transcripts_bucket_uses_the_stack_key_logs_access_and_ages_into_cheaper
     assert any_stack.json["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
 
 
-def test_transcripts_summaries_and_recordings_expire_by_prefix(any_stack: Synthesized):
+def test_transcripts_summaries_analyses_and_recordings_expire_by_prefix(any_stack: Synthesized):
     bucket_id = any_stack.logical_id(any_stack.stack.storage.transcripts_bucket)
     rules = any_stack.json["Resources"][bucket_id]["Properties"]["LifecycleConfiguration"]["Rules"]
     expiring = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
@@ -137,6 +137,7 @@ def test_transcripts_summaries_and_recordings_expire_by_prefix(any_stack: Synthe
     assert expiring == {
         "transcripts/": transcripts,
         "calls/": transcripts,
+        "analysis/": transcripts,
         "recordings/": any_stack.context.get("recordingRetentionDays", 90),
     }
     for rule in rules:
