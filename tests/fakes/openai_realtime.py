@@ -14,6 +14,10 @@ call, or audio then a tool call in one response). Caller speech is either driven
 `speech_stopped`) or detected from the appended μ-law by an energy VAD (`vad=True`). Timing the real service has and a
 loopback socket lacks is opt-in: `interrupt_lag_chunks` (audio deltas still in flight after an interruption) and
 `before_next()` (a server event crossing a client event on the wire).
+
+Sessions end as the service ends them: a session older than `session_max_seconds` (60 minutes by default, settable
+for tests) gets `error` session_expired and is closed with 1001, whatever the client is doing. `refuse_sessions`
+makes every new upgrade fail the way an outage does (HTTP 503), for reconnect tests.
 """
 
 from __future__ import annotations
@@ -377,6 +381,7 @@ class FakeRealtimeSession:
         self.responses: list[dict[str, Any]] = []
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        self.expired_by_age = False  # the session reached the server's session_max_seconds
         self._ws = ws
         self._request = request
         self._send_lock = asyncio.Lock()
@@ -500,6 +505,12 @@ class FakeRealtimeSession:
         await self._ws.close(code=1001, message=b"session expired")
         self.close_code = 1001
 
+    async def _expire_at_age(self) -> None:
+        await asyncio.sleep(self.server.session_max_seconds)
+        if not self._ws.closed:
+            self.expired_by_age = True
+            await self.expire()
+
     async def drop(self) -> None:
         """The connection dies: no close frame, the TCP socket is aborted."""
         self._stop_responses()
@@ -512,6 +523,8 @@ class FakeRealtimeSession:
 
     async def run(self) -> None:
         await self._send({"type": "session.created", "session": self.config})
+        # The service's hard limit: the session expires at its age limit, mid-response or not.
+        expiry = asyncio.create_task(self._expire_at_age(), name=f"fake-realtime-expiry-{self.id}")
         try:
             async for message in self._ws:
                 await self._on_message(message)
@@ -520,6 +533,8 @@ class FakeRealtimeSession:
             self._violation(f"FAKE ERROR: {type(exc).__name__}: {exc}")
             raise
         finally:
+            if not self.expired_by_age:  # else the expiry itself is closing the socket: let it finish
+                expiry.cancel()
             self._stop_responses()
             if self.close_code is None:
                 self.close_code = self._ws.close_code if self._ws.close_code is not None else 1006
@@ -654,7 +669,7 @@ class FakeRealtimeSession:
             "truncation": "auto",
             "prompt": None,
             "include": None,
-            "expires_at": int(time.time()) + SESSION_MAX_SECONDS,
+            "expires_at": int(time.time() + self.server.session_max_seconds),
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcm", "rate": 24000},
@@ -1322,6 +1337,7 @@ class FakeRealtimeServer:
         require_pcmu: bool = True,
         vad_rms_threshold: float = 500.0,
         interrupt_lag_chunks: int = 0,
+        session_max_seconds: float = SESSION_MAX_SECONDS,
     ) -> None:
         self.api_key = api_key
         self.connect_delay = connect_delay
@@ -1334,6 +1350,10 @@ class FakeRealtimeServer:
         self.vad_rms_threshold = vad_rms_threshold
         # Audio chunks an interrupted response still sends (deltas in flight when the service processed speech).
         self.interrupt_lag_chunks = interrupt_lag_chunks
+        # The age at which the service ends a session (session_expired, then a 1001 close).
+        self.session_max_seconds = session_max_seconds
+        # While True, every upgrade is answered 503 (an outage): no session is created.
+        self.refuse_sessions = False
         self.connection_attempts = 0
         self.refusals: list[tuple[int, str]] = []  # (HTTP status, reason) of every refused upgrade
         self.sessions: list[FakeRealtimeSession] = []
@@ -1407,6 +1427,10 @@ class FakeRealtimeServer:
                 "Incorrect API key provided. You can find your API key in your account.",
                 "invalid_api_key",
                 violation=False,
+            )
+        if self.refuse_sessions:
+            return self._refuse(
+                503, "The server is temporarily unavailable. Please retry.", "server_error", violation=False
             )
         if "OpenAI-Beta" in request.headers:
             return self._refuse(
