@@ -27,13 +27,15 @@ from callcore.transcripts import TranscriptArchive
 from relay import realtime
 from relay.admission import Admission, AdmissionRefused, Admitted
 from relay.call_control import CallControlClient
-from relay.call_session import CallDependencies, CallSession, TwilioSide
+from relay.call_session import CallDependencies, CallSession
 from relay.greeting import GreetingCache
+from relay.logs import CALL_SID
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
 from relay.prompt import render_instructions
 from relay.realtime import RealtimeConnection
 from relay.settings import MEDIA_STREAM_PATH, RelaySettings
+from relay.shutdown import HAND_OVER_SECONDS, after_drain_seconds
 from relay.task_protection import TaskProtection
 from relay.tools import ToolRegistry
 from relay.twilio_stream import (
@@ -41,6 +43,7 @@ from relay.twilio_stream import (
     Connected,
     FrameRejected,
     Start,
+    TwilioSide,
     parse_frame,
 )
 
@@ -55,6 +58,7 @@ class RelayState:
     """Live calls and the draining flag (SIGTERM: refuse new streams, let live calls finish)."""
 
     draining: bool = False
+    awaiting_start: int = 0  # upgraded sockets that have not sent `start` yet
     calls: set[CallSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -238,8 +242,9 @@ async def _end_live_calls(app: web.Application) -> None:
     if sessions:
         log.warning("shutting down with %d live calls: handing them over", len(sessions))
         await asyncio.gather(*(session.end_for_shutdown() for session in sessions), return_exceptions=True)
+    # The calls' teardowns (sockets, then records) run now; the stop budget (relay.shutdown) leaves room for them.
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(app[SETTINGS].close_timeout_seconds * 3 + 5):
+        async with asyncio.timeout(after_drain_seconds(app[SETTINGS].close_timeout_seconds) - HAND_OVER_SECONDS):
             await state.idle.wait()
 
 
@@ -290,11 +295,22 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="invalid signature")
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
     await ws.prepare(request)
+    if state.awaiting_start >= settings.max_pending_streams:
+        # A signature over the URL alone can be replayed: bound what sockets that never start can hold.
+        log.warning("stream refused: %d sockets already wait for their start frame", state.awaiting_start)
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
+        await _close(ws, CloseCode.TRY_AGAIN_LATER, "too many streams starting", settings.close_timeout_seconds)
+        return ws
     try:
-        async with asyncio.timeout(START_TIMEOUT_SECONDS):
-            start = await _await_start(ws)
+        state.awaiting_start += 1
+        try:
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                start = await _await_start(ws)
+        finally:
+            state.awaiting_start -= 1
         if start is None:
             return ws
+        CALL_SID.set(start.call_sid)  # every log line of this call from here on carries it
         started_at = time.monotonic()
         twilio = TwilioSide(ws, start.stream_sid, close_timeout=settings.close_timeout_seconds)
         admitted = await app[ADMISSION].admit(start)
@@ -348,6 +364,7 @@ def _new_call_session(app: web.Application, admitted: Admitted, twilio: TwilioSi
         instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
         greeting_text=greeting_text,
         greeting=greetings.get(direction),
+        filler=greetings.filler(),
         started_at=started_at,
     )
 
@@ -363,7 +380,8 @@ async def _run_call(state: RelayState, metrics: RelayMetrics, session: CallSessi
 
 
 async def _await_start(ws: web.WebSocketResponse) -> Start | None:
-    """Frames up to `start`. Anything but `connected` before it is refused (1008); None when the peer left."""
+    """Frames up to `start`: at most one `connected`, anything else is refused (1008); None when the peer left."""
+    connected = False
     async for message in ws:
         if message.type is aiohttp.WSMsgType.TEXT:
             frame = parse_frame(message.data)
@@ -371,6 +389,9 @@ async def _await_start(ws: web.WebSocketResponse) -> Start | None:
                 return frame
             if not isinstance(frame, Connected):
                 raise FrameRejected(CloseCode.POLICY, f"{type(frame).__name__.lower()} frame before start")
+            if connected:
+                raise FrameRejected(CloseCode.POLICY, "a second connected frame")
+            connected = True
         elif message.type is aiohttp.WSMsgType.BINARY:
             raise FrameRejected(CloseCode.UNSUPPORTED, "binary frames not supported")
         elif message.type is aiohttp.WSMsgType.ERROR:
