@@ -12,6 +12,7 @@ from typing import Final
 
 from callcore.metric_names import LAMBDA_SERVICE, RELAY_SERVICE
 from callcore.metric_names import METRICS_NAMESPACE as _METRICS_NAMESPACE
+from relay.shutdown import CONTAINER_STOP_TIMEOUT_SECONDS, DEFAULT_DRAIN_TIMEOUT_SECONDS
 
 # ---- the app --------------------------------------------------------------------------------------------------------
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
@@ -195,9 +196,10 @@ RELAY_DOCKERFILE: Final = "relay_container/Dockerfile"
 # The relay image's build context is the repository root, but the Dockerfile copies only these two folders
 # (ARCHITECTURE.md); everything else stays out of the context so a .venv or cdk.out never reaches the Docker daemon.
 RELAY_IMAGE_SOURCES: Final = ("callcore", "relay_container")
-# Fargate's maximum stopTimeout: SIGTERM -> SIGKILL. The relay drains for DRAIN_TIMEOUT_SECONDS, a little less.
-RELAY_STOP_TIMEOUT_SECONDS: Final = 120
-RELAY_DRAIN_TIMEOUT_SECONDS: Final = 110
+# SIGTERM -> SIGKILL (Fargate's maximum stopTimeout) and the relay's drain within it: the stop budget is stated once,
+# in relay/shutdown.py (drain, hand-over, final writes, aiohttp's shutdown); the relay refuses a drain that breaks it.
+RELAY_STOP_TIMEOUT_SECONDS: Final = CONTAINER_STOP_TIMEOUT_SECONDS
+RELAY_DRAIN_TIMEOUT_SECONDS: Final = int(DEFAULT_DRAIN_TIMEOUT_SECONDS)
 # ALB idle timeout: its maximum. Media flows every 20 ms, but a call on hold must not be cut by the balancer.
 ALB_IDLE_TIMEOUT_SECONDS: Final = 4000
 # ALB deregistration delay is capped at 3600 s; it must cover a whole call plus the relay's wrap-up.

@@ -162,6 +162,8 @@ class AgentAudio:
             if utterance is None:
                 continue  # the filler: the relay's own, in no session
             utterance.interrupted, utterance.heard_ms = True, heard
+            # What a new model session is told it said, until the full transcript allows the final cut.
+            utterance.said = cut_text(utterance.text, heard, playback.sent_ms(item_id))
             if utterance.generation == call.link.generation:
                 # Only the session that made the item can cut it; an item the caller heard none of is cut at 0.
                 await call.link.send(realtime.truncate(item_id, heard or 0))

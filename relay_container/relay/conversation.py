@@ -6,7 +6,7 @@ Entries are kept in the order things happened: a caller turn takes its place whe
 arrives later, from input transcription), an agent utterance when its first audio arrives (its text is what the caller
 heard, cut at the barge-in point), a tool call when the model makes it (its output when the tool is done).
 
-Each entry remembers which model session already has it (`present_in`, a session generation). `pending(generation)`
+Each entry remembers which model sessions already have it (`present_in`, session generations). `pending(generation)`
 hands out, once, every entry with text that session lacks, as `conversation.item.create` events: for a new session
 that is the whole conversation; for the current one, only what the relay added itself. A new session is given at
 most MAX_SEED_CHARS of it, the most recent entries first (a tool call is kept or dropped together with its output).
@@ -23,7 +23,6 @@ from relay import realtime
 
 # About 6,000 tokens of text: enough for a long call's recent turns, far below the model's context window.
 MAX_SEED_CHARS = 24_000
-NOT_SENT = -1  # `present_in` of an entry no session has yet
 
 
 @dataclass
@@ -61,11 +60,18 @@ class EntryKind(Enum):
 @dataclass(slots=True)
 class _Entry:
     kind: EntryKind
-    present_in: int
+    present_in: set[int]  # generations of the sessions that have it (made it, or were given it)
     key: str = ""  # the item id of a caller turn or an agent utterance, the call id of a tool call or its output
     text: str | None = None  # None until known (a transcription or a tool still running)
     name: str = ""  # a tool call's function name
     utterance: AgentUtterance | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Its text is final: a caller turn transcribed, an utterance whose heard part is known."""
+        if self.utterance is not None:
+            return self.utterance.said is not None
+        return self.text is not None
 
     def content(self) -> str | None:
         if self.utterance is None:
@@ -100,42 +106,52 @@ class ConversationMemory:
     # ---- what happened ---------------------------------------------------------------------------------------------
 
     def greeting(self, utterance: AgentUtterance) -> None:
-        self._entries.append(_Entry(EntryKind.GREETING, NOT_SENT, utterance=utterance))
+        self._entries.append(_Entry(EntryKind.GREETING, set(), utterance=utterance))
 
     def caller_turn(self, item_id: str, generation: int) -> None:
         """The server committed a caller turn (its text comes with the transcription)."""
-        self._entries.append(_Entry(EntryKind.CALLER, generation, key=item_id))
+        self._entries.append(_Entry(EntryKind.CALLER, {generation}, key=item_id))
 
     def caller_said(self, item_id: str, transcript: str, generation: int) -> None:
         for entry in reversed(self._entries):
             if entry.kind is EntryKind.CALLER and entry.key == item_id:
                 entry.text = transcript
                 return
-        self._entries.append(_Entry(EntryKind.CALLER, generation, key=item_id, text=transcript))
+        self._entries.append(_Entry(EntryKind.CALLER, {generation}, key=item_id, text=transcript))
 
     def agent_item(self, item_id: str, utterance: AgentUtterance) -> None:
-        self._entries.append(_Entry(EntryKind.AGENT, utterance.generation, key=item_id, utterance=utterance))
+        self._entries.append(_Entry(EntryKind.AGENT, {utterance.generation}, key=item_id, utterance=utterance))
 
     def function_call(self, call_id: str, name: str, arguments: str, generation: int) -> None:
-        self._entries.append(_Entry(EntryKind.FUNCTION_CALL, generation, key=call_id, text=arguments, name=name))
+        self._entries.append(_Entry(EntryKind.FUNCTION_CALL, {generation}, key=call_id, text=arguments, name=name))
 
     def function_output(self, call_id: str, output: str) -> None:
-        self._entries.append(_Entry(EntryKind.FUNCTION_OUTPUT, NOT_SENT, key=call_id, text=output))
+        self._entries.append(_Entry(EntryKind.FUNCTION_OUTPUT, set(), key=call_id, text=output))
 
     def note(self, text: str) -> None:
-        self._entries.append(_Entry(EntryKind.NOTE, NOT_SENT, text=text))
+        self._entries.append(_Entry(EntryKind.NOTE, set(), text=text))
 
     def keypad(self, text: str) -> None:
-        self._entries.append(_Entry(EntryKind.KEYPAD, NOT_SENT, text=text))
+        self._entries.append(_Entry(EntryKind.KEYPAD, set(), text=text))
 
     # ---- what a session is told ------------------------------------------------------------------------------------
 
-    def pending(self, generation: int) -> list[dict[str, Any]]:
-        """The `conversation.item.create` events session `generation` lacks, in order; from now on it has them."""
-        missing = [entry for entry in self._entries if entry.present_in != generation and entry.content()]
+    def pending(self, generation: int, *, settled_only: bool = False) -> list[dict[str, Any]]:
+        """The `conversation.item.create` events session `generation` lacks, in order; from now on it has them.
+
+        `settled_only`: stop at the first entry whose text may still change (an utterance still playing, a turn not
+        yet transcribed), for a session seeded ahead of time; the rest goes to it later, in order."""
+        missing: list[_Entry] = []
+        for entry in self._entries:
+            if generation in entry.present_in:
+                continue
+            if settled_only and not entry.settled:
+                break
+            if entry.content():
+                missing.append(entry)
         kept = self._fit(missing)
         for entry in missing:
-            entry.present_in = generation  # an entry left out for length is not offered to this session again
+            entry.present_in.add(generation)  # an entry left out for length is not offered to this session again
         return [entry.event() for entry in kept]
 
     def _fit(self, entries: list[_Entry]) -> list[_Entry]:

@@ -224,7 +224,13 @@ class ModelLink:
         """The call's `session.update`, then the conversation the session lacks (everything, for a new one)."""
         instructions = await owner.session_instructions(kind)
         async with self._send_lock:
-            seed = self._memory.pending(session.generation) if kind is not SessionKind.FIRST else []
+            # A rotation's session is seeded ahead of the switch with what can no longer change; the rest at the switch.
+            settled_only = kind is SessionKind.ROTATED
+            seed = (
+                self._memory.pending(session.generation, settled_only=settled_only)
+                if kind is not SessionKind.FIRST
+                else []
+            )
             if kind is not SessionKind.FIRST:
                 instructions += CONTINUATION_NOTE + (DROPPED_NOTE if self._memory.dropped else "")
             config = realtime.session_config(self._settings, instructions=instructions, tools=self._tools)

@@ -231,6 +231,23 @@ def validate_server_event(event: dict[str, Any]) -> None:
 # ---- helpers --------------------------------------------------------------------------------------------------------
 
 
+def created_items(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What a client put into the conversation with `conversation.item.create`, in order: (role, text) of a message,
+    ("function_call", name), ("function_call_output", call_id)."""
+    items = []
+    for event in events:
+        if event.get("type") != "conversation.item.create":
+            continue
+        item = event["item"]
+        if item["type"] == "message":
+            items.append((item["role"], item["content"][0]["text"]))
+        elif item["type"] == "function_call":
+            items.append(("function_call", item["name"]))
+        else:
+            items.append(("function_call_output", item["call_id"]))
+    return items
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 

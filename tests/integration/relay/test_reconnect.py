@@ -4,14 +4,19 @@ conversation and the caller's audio, and nobody is transferred."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from typing import Any
 
 from relay.app import STATE
 from tests.fakes.audio import BYTES_PER_MS, tone
 from tests.fakes.call_control import FakeCallControl
-from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FakeRealtimeSession, FunctionCallResponse
+from tests.fakes.openai_realtime import (
+    AudioResponse,
+    FakeRealtimeServer,
+    FakeRealtimeSession,
+    FunctionCallResponse,
+    created_items,
+)
 from tests.integration.relay.conftest import (
     FILLER_AUDIO,
     GREETING_INBOUND_AUDIO,
@@ -26,19 +31,8 @@ from tests.integration.relay.conftest import (
 
 
 def seeded_items(session: FakeRealtimeSession) -> list[tuple[str, str]]:
-    """What the relay told a new session about the conversation: (role or item type, text or call), in order."""
-    items = []
-    for event in session.events:
-        if event.get("type") != "conversation.item.create":
-            continue
-        item = event["item"]
-        if item["type"] == "message":
-            items.append((item["role"], item["content"][0]["text"]))
-        elif item["type"] == "function_call":
-            items.append(("function_call", item["name"]))
-        else:
-            items.append(("function_call_output", json.loads(item["output"]).get("open_now", "?")))
-    return items
+    """What the relay told a session about the conversation, in order."""
+    return created_items(session.events)
 
 
 async def link_down(relay: Relay) -> None:
@@ -88,7 +82,7 @@ async def test_drop_mid_sentence_reconnects_with_the_conversation_re_seeded_and_
         ("assistant", "Thanks for calling the office. This is the virtual assistant. How can I help you today?"),
         ("user", "When are you open?"),
         ("function_call", "get_business_hours"),
-        ("function_call_output", True),
+        ("function_call_output", "call_hours"),
         ("assistant", "We are open every day from nine."),
         ("user", "And what is on the menu?"),
     ]
