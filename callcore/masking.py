@@ -43,6 +43,6 @@ def mask_digits(text: str | None) -> str:
 
 def caller_hash(hash_key: bytes, number: str) -> str:
     """A keyed hash of a phone number: lets analysts count repeat callers (the S3 call summaries) and the relay
-    recognise a returning one (`callcore.callers`) without storing the number. Without the key it cannot be matched
-    back to a number by hashing every possible one."""
+    recognise a returning one (`callcore.store.callers`) without storing the number. Without the key it cannot be
+    matched back to a number by hashing every possible one."""
     return hmac.new(hash_key, number.encode(), hashlib.sha256).hexdigest()[:32]

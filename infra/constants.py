@@ -18,7 +18,7 @@ from relay.shutdown import CONTAINER_STOP_TIMEOUT_SECONDS, DEFAULT_DRAIN_TIMEOUT
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
 SERVICE_TAG: Final = "phone-voice-agent"
 
-# ---- metrics (contracts: ../shared/ARCHITECTURE.md) ------------------------------------------------------------------
+# ---- metrics (names are contracts, listed in the README) -------------------------------------------------------------
 METRICS_NAMESPACE: Final = _METRICS_NAMESPACE
 RELAY_METRIC_DIMENSION: Final = {"Service": RELAY_SERVICE}
 LAMBDA_METRIC_DIMENSION: Final = {"service": LAMBDA_SERVICE}

@@ -115,7 +115,7 @@ class PhoneAgentStack(Stack):
         self._build_outputs()
         Tags.of(self).add("service", SERVICE_TAG)
 
-    # ---- environments (names per the contracts in ../shared/ARCHITECTURE.md)
+    # ---- environments (setting names are contracts: the README documents each)
     def _lambda_environment(self) -> dict[str, str]:
         settings = self.settings
         environment = {

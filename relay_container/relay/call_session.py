@@ -31,11 +31,11 @@ from typing import Any
 
 import aiohttp
 
-from callcore.callers import CallerDirectory
 from callcore.masking import mask_phone
 from callcore.metric_names import RelayMetric
 from callcore.models import CallOutcome, utc_now
 from callcore.store import CallStore
+from callcore.store.callers import CallerDirectory
 from callcore.transcripts import TranscriptArchive
 from relay import realtime
 from relay.admission import Admitted

@@ -7,8 +7,8 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from callcore.callers import CallerProfile
 from callcore.models import CallDirection, CallRecord, utc_now
+from callcore.store.callers import CallerProfile
 from relay.settings import RelaySettings
 
 

@@ -150,7 +150,7 @@ def test_relay_image_is_built_from_its_dockerfile_with_only_what_it_copies(cloud
     ignore = IgnoreStrategy.from_copy_options(
         CopyOptions(exclude=relay_image_excludes(), ignore_mode=IgnoreMode.GLOB), str(REPO_ROOT)
     )
-    kept = ["relay_container/Dockerfile", "relay_container/relay/__init__.py", "callcore/store.py"]
+    kept = ["relay_container/Dockerfile", "relay_container/relay/__init__.py", "callcore/store/__init__.py"]
     dropped = [
         ".venv/bin/python",
         "cdk.out/manifest.json",
@@ -158,7 +158,7 @@ def test_relay_image_is_built_from_its_dockerfile_with_only_what_it_copies(cloud
         "lambdas/settings.py",
         "node_modules/x",
         ".git/HEAD",
-        "callcore/__pycache__/store.cpython-312.pyc",
+        "callcore/store/__pycache__/calls.cpython-312.pyc",
         "tests/conftest.py",
     ]
     assert [p for p in kept if ignore.ignores(str(REPO_ROOT / p))] == []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from callcore.callers import CallerDirectory, caller_pk
 from callcore.models import CallDirection
+from callcore.store.callers import CallerDirectory, caller_pk
 from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.integration.relay.conftest import (
     GREETING_INBOUND_AUDIO,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from callcore.callers import CallerDirectory, caller_pk
 from callcore.masking import caller_hash
 from callcore.models import CallOutcome, CallRecord
 from callcore.store import TTL_ATTRIBUTE, CallStore
+from callcore.store.callers import CallerDirectory, caller_pk
 from callcore.transcripts import CallSummaryLine
 
 KEY = b"k" * 32

@@ -67,7 +67,7 @@ def test_a_transaction_conflict_is_retried(store: CallStore, monkeypatch: pytest
         return real(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store.client, "transact_write_items", conflict_once)
-    monkeypatch.setattr("callcore.store.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("callcore.store.table.time.sleep", lambda seconds: None)
     assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5)
     assert len(calls) == 2
     assert store.active_calls() == 1

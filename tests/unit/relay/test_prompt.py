@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from callcore.callers import CallerProfile
 from callcore.models import CallDirection, CallRecord
+from callcore.store.callers import CallerProfile
 from relay.prompt import FIRST_TIME, CallerHistory, render_instructions
 from relay.settings import RelaySettings
 

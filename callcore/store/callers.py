@@ -19,19 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from callcore.aws import dynamodb_client
 from callcore.masking import caller_hash
 from callcore.models import E164_PATTERN, CallOutcome
-from callcore.store import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from callcore.store.keys import PARTITION_KEY, PROFILE_SK, SORT_KEY, TTL_ATTRIBUTE, caller_pk_of_hash
+from callcore.store.table import TableAccess
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
-PROFILE_SK = "PROFILE"
 DEFAULT_RETENTION_DAYS = 365
 MAX_BOOKING_NAME_CHARS = 100
 # Fixed width, so DynamoDB's string comparison orders the timestamps (the conditional update below relies on it).
@@ -39,17 +36,13 @@ _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def caller_pk(hash_key: bytes, number: str) -> str:
-    return f"CALLER#{caller_hash(hash_key, number)}"
+    return caller_pk_of_hash(caller_hash(hash_key, number))
 
 
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware (UTC)")
     return value.astimezone(UTC).strftime(_TIMESTAMP_FORMAT)
-
-
-def _is_conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -61,7 +54,7 @@ class CallerProfile:
     booking_name: str | None = None
 
 
-class CallerDirectory:
+class CallerDirectory(TableAccess):
     """Reads a caller's profile when a call starts and counts the call when it ends."""
 
     def __init__(
@@ -76,16 +69,9 @@ class CallerDirectory:
             raise ValueError("the caller hash key needs at least 16 bytes")
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
-        self.table_name = table_name
+        super().__init__(table_name, client)
         self._hash_key = hash_key
-        self._client = client
         self._retention = timedelta(days=retention_days)
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = dynamodb_client()
-        return self._client
 
     @staticmethod
     def tracks(number: str) -> bool:
@@ -136,18 +122,13 @@ class CallerDirectory:
         if name:
             latest += ", booking_name = :name"
             latest_values[":name"] = {"S": name}
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._key(number),
-                UpdateExpression=latest,
-                ConditionExpression="attribute_not_exists(last_call_at) OR last_call_at <= :at",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-                ExpressionAttributeValues=latest_values,
-            )
-        except ClientError as error:
-            if not _is_conditional_failure(error):
-                raise
+        if not self._update_unless_condition_fails(
+            Key=self._key(number),
+            UpdateExpression=latest,
+            ConditionExpression="attribute_not_exists(last_call_at) OR last_call_at <= :at",
+            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+            ExpressionAttributeValues=latest_values,
+        ):
             # A later call of the same number already wrote its (newer) last_* fields and TTL: only count this one,
             # and let it move first_call_at back if it is the earliest call seen.
             self.client.update_item(
@@ -156,15 +137,10 @@ class CallerDirectory:
                 UpdateExpression=count_only,
                 ExpressionAttributeValues=values,
             )
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self._key(number),
-                    UpdateExpression="SET first_call_at = :at",
-                    ConditionExpression="first_call_at > :at",
-                    ExpressionAttributeValues={":at": {"S": when}},
-                )
-            except ClientError as late_error:
-                if not _is_conditional_failure(late_error):
-                    raise
+            self._update_unless_condition_fails(
+                Key=self._key(number),
+                UpdateExpression="SET first_call_at = :at",
+                ConditionExpression="first_call_at > :at",
+                ExpressionAttributeValues={":at": {"S": when}},
+            )
         return True
