@@ -1,8 +1,9 @@
-"""The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket) and `GET /healthz`.
+"""The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket), `GET /healthz` (readiness: what the
+load balancer checks) and `GET /livez` (liveness: the container's own health check).
 
-Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache, the
-metrics reporter, ECS task protection, the heartbeat admission reads); background tasks are cancelled on cleanup.
-A call's own resources belong to its `CallSession`.
+Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache,
+start-up readiness, the metrics reporter, ECS task protection, the heartbeat admission reads); background tasks are
+cancelled on cleanup. A call's own resources belong to its `CallSession`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from relay.logs import CALL_SID
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
 from relay.prompt import render_instructions
+from relay.readiness import Condition, Probe, Readiness
 from relay.realtime import RealtimeConnection
 from relay.settings import MEDIA_STREAM_PATH, RelaySettings
 from relay.shutdown import HAND_OVER_SECONDS, after_drain_seconds
@@ -85,6 +87,7 @@ STATE = web.AppKey("state", RelayState)
 ADMISSION = web.AppKey("admission", Admission)
 POOL = web.AppKey("pool", ModelSessionPool)
 GREETINGS = web.AppKey("greetings", GreetingCache)
+READINESS = web.AppKey("readiness", Readiness)
 
 
 def create_app(
@@ -111,10 +114,12 @@ def create_app(
     app.cleanup_ctx.append(_aws_clients)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_model_sessions)
+    app.cleanup_ctx.append(_readiness)
     app.cleanup_ctx.append(_operations)
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_live_calls)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     app.router.add_get(MEDIA_STREAM_PATH, media_stream)
     return app
 
@@ -177,6 +182,25 @@ async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _readiness(app: web.Application) -> AsyncIterator[None]:
+    """Start-up readiness (relay.readiness): what a call needs at its best, bounded by READINESS_DEADLINE_SECONDS."""
+    settings, greetings, pool, store = app[SETTINGS], app[GREETINGS], app[POOL], app[STORE]
+    table = Probe("call table", lambda: asyncio.to_thread(store.last_heartbeat))
+    conditions = [table.condition]
+    if settings.greeting_cache_enabled:
+        conditions.append(Condition("greetings", greetings.ready))
+    if pool.size > 0:
+        conditions.append(Condition("model pool", pool.filled))
+    readiness = Readiness(conditions, deadline_seconds=settings.readiness_deadline_seconds, metrics=app[METRICS])
+    app[READINESS] = readiness
+    tasks = [
+        asyncio.create_task(table.run(), name="readiness-call-table"),
+        asyncio.create_task(readiness.run(), name="readiness"),
+    ]
+    yield
+    await _cancel(tasks)
+
+
 async def _operations(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
@@ -204,9 +228,9 @@ def relay_task_id(settings: RelaySettings) -> str:
 
 async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
     """Tell the incoming-call Lambda this relay takes calls: without a fresh heartbeat from some relay, callers go
-    straight to the human line instead of into a stream nobody answers. A draining relay stops beating (it takes no
-    new calls). The first beat is written before the relay serves, so a call right after start-up is admitted."""
-    store, state = app[STORE], app[STATE]
+    straight to the human line instead of into a stream nobody answers. A relay beats from the moment it is ready
+    (greetings rendered, model pool full, call table answered; or its readiness deadline passed) until it drains."""
+    store, state, readiness = app[STORE], app[STATE], app[READINESS]
     task_id = relay_task_id(app[SETTINGS])
 
     async def beat() -> None:
@@ -217,12 +241,12 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
             log.warning("could not write the relay heartbeat", exc_info=True)
 
     async def run() -> None:
+        await readiness.ready.wait()
         while True:
-            await asyncio.sleep(RELAY_HEARTBEAT_INTERVAL.total_seconds())
             if not state.draining:
                 await beat()
+            await asyncio.sleep(RELAY_HEARTBEAT_INTERVAL.total_seconds())
 
-    await beat()
     task = asyncio.create_task(run(), name="relay-heartbeat")
     yield
     await _cancel([task])
@@ -276,10 +300,22 @@ async def wait_for_calls(app: web.Application, limit_seconds: float) -> bool:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    """Readiness, for the load balancer: 200 only when a call would be served at its best (relay.readiness)."""
+    state, readiness = request.app[STATE], request.app[READINESS]
+    calls = len(state.calls)
     if state.draining:
-        return web.json_response({"status": "draining", "calls": len(state.calls)}, status=503)
-    return web.json_response({"status": "ok", "calls": len(state.calls)})
+        return web.json_response({"status": "draining", "calls": calls}, status=503)
+    if not readiness.ready.is_set():
+        return web.json_response({"status": "starting", "waiting_for": readiness.waiting_for}, status=503)
+    if readiness.at_deadline:
+        # Taking calls without what it waited for: they greet live or fail over until it arrives.
+        return web.json_response({"status": "ok", "calls": calls, "ready_without": readiness.missing_at_deadline})
+    return web.json_response({"status": "ok", "calls": calls})
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness, for the container's own health check: true while the process serves, draining or not."""
+    return web.json_response({"status": "alive"})
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:

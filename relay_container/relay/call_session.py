@@ -135,6 +135,7 @@ class CallSession:
             tools=deps.tools.session_tools(),
             metrics=deps.metrics,
             memory=self.memory,
+            retry_first=greeting is not None,
         )
         self.tools = ToolCalls(self)
         self.responses = ResponseTracker(self.link.send, lambda: self.tools.in_flight > 0)

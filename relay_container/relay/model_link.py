@@ -95,8 +95,12 @@ class ModelLink:
         tools: list[dict[str, Any]],
         metrics: RelayMetrics,
         memory: ConversationMemory,
+        retry_first: bool = True,
     ) -> None:
         self._pool = pool
+        # Retry the first session within the reconnect budget only while the caller hears something (the cached
+        # greeting): with nothing to play, a caller is better handed over at once than kept in silence.
+        self._retry_first = retry_first
         self._settings = settings
         self._tools = tools
         self._metrics = metrics
@@ -178,7 +182,7 @@ class ModelLink:
         try:
             connection = await self._pool.acquire()
         except RealtimeConnectError as error:
-            if error.permanent:
+            if error.permanent or not self._retry_first:
                 raise LinkLost(str(error)) from None
             log.warning("no model session at once (%s): retrying", error)
             return await self._reconnect()

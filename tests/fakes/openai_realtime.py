@@ -1465,7 +1465,10 @@ class FakeRealtimeServer:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_MESSAGE_BYTES)
         if not ws.can_prepare(request).ok:
             return self._refuse(400, "Expected a WebSocket upgrade request.", "invalid_request", violation=True)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:
+            return ws  # the client went away while this server made it wait (connect_delay): no session
         session = FakeRealtimeSession(self, len(self.sessions), ws, request, model)
         self.sessions.append(session)
         self._changed.notify()

@@ -63,7 +63,23 @@ def test_container_stops_gracefully_and_gets_its_secrets_from_secrets_manager(an
     assert not {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET"} & set(environment)
     assert definition["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
-    assert "HealthCheck" not in definition  # a draining relay answers 503: ECS must not kill it for that
+    # The container's own check is liveness (/livez), never readiness: a warming or draining relay answers 503 on
+    # /healthz, and ECS must not kill it for that.
+    check = definition["HealthCheck"]
+    assert "/livez" in check["Command"][-1]
+    assert "/healthz" not in check["Command"][-1]
+    assert check["StartPeriod"] >= int(environment["READINESS_DEADLINE_SECONDS"])
+
+
+def test_readiness_the_target_group_and_the_grace_period_agree(any_stack: Synthesized):
+    """A new task answers /healthz 200 at the readiness deadline at the latest; the balancer then needs its healthy
+    threshold of checks; ECS's grace period must cover both, or a task slow to warm is replaced for it."""
+    deadline = int(container_environment(any_stack)["READINESS_DEADLINE_SECONDS"])
+    target_group = any_stack.only("AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    to_healthy = target_group["HealthyThresholdCount"] * target_group["HealthCheckIntervalSeconds"]
+    service = any_stack.only("AWS::ECS::Service")["Properties"]
+    assert service["HealthCheckGracePeriodSeconds"] >= deadline + to_healthy
+    assert target_group["HealthCheckTimeoutSeconds"] < target_group["HealthCheckIntervalSeconds"]
 
 
 def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
@@ -74,6 +90,8 @@ def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom
     assert custom["HUMAN_TRANSFER_NUMBER"] == "+15551239999"
     assert custom["BUSINESS_API_BASE"] == "https://bookings.example.com/api"
     assert custom["OPENAI_VOICE"] == "cedar"
+    assert custom["DTMF_TRANSFER_DIGIT"] == "0"
+    assert "DTMF_TRANSFER_DIGIT" not in default
 
 
 def test_task_runs_on_the_chosen_architecture_and_size(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):

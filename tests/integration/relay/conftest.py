@@ -26,7 +26,7 @@ from callcore.local_resources import create_bucket, create_table
 from callcore.models import CallDirection, CallRecord
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
-from relay.app import GREETINGS, POOL, STATE, create_app
+from relay.app import GREETINGS, POOL, READINESS, STATE, create_app
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
 from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
@@ -130,6 +130,14 @@ class Relay:
 
     async def wait_pool(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await wait_until(lambda: self.app[POOL].ready_count >= count, timeout)
+
+    async def wait_ready(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            await self.app[READINESS].ready.wait()
+
+    def url_of(self, path: str) -> str:
+        """The relay's HTTP URL for `path` (e.g. /healthz)."""
+        return self.url.replace("ws://", "http://").replace("/media-stream", path)
 
 
 @pytest.fixture

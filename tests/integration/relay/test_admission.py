@@ -199,8 +199,8 @@ async def test_draining_relay_refuses_new_streams(relay_factory: Any, openai_fak
     from relay.app import start_draining
 
     relay = await relay_factory(openai=openai_fake)
-    health_url = relay.url.replace("ws://", "http://").replace("/media-stream", "/healthz")
-    async with aiohttp.ClientSession() as http, http.get(health_url) as response:
+    await relay.wait_ready()
+    async with aiohttp.ClientSession() as http, http.get(relay.url_of("/healthz")) as response:
         assert response.status == 200
     start_draining(relay.app)
     call = relay.new_call()
@@ -209,7 +209,7 @@ async def test_draining_relay_refuses_new_streams(relay_factory: Any, openai_fak
     assert openai_fake.connection_attempts == 0
     async with (
         aiohttp.ClientSession() as http,
-        http.get(relay.url.replace("ws://", "http://").replace("/media-stream", "/healthz")) as response,
+        http.get(relay.url_of("/healthz")) as response,
     ):
         assert response.status == 503
 

@@ -148,3 +148,21 @@ async def test_shutdown_with_a_live_call_hands_it_over_and_writes_its_records(
     assert record.outcome.value == "transferred"
     assert record.transcript_key is not None
     assert leftover_tasks(call.call_sid) == []
+
+
+async def test_a_call_with_nothing_to_play_is_handed_over_at_once_when_the_model_is_down(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, call_control_fake: FakeCallControl
+) -> None:
+    """No cached greeting (the model was down at start-up too): retrying would keep the caller in silence, so the
+    first refusal hands them over."""
+    openai_fake.refuse_sessions = True
+    relay = await relay_factory(openai=openai_fake, call_control=call_control_fake)  # GREETING_CACHE=false
+    call = relay.new_call()
+    await call.connect()
+    await call.wait_closed(timeout=3)
+    assert call.close_code == 1001
+    assert openai_fake.connection_attempts == 1
+    await relay.wait_idle()
+    outcome = relay.storage.store.require_call(call.call_sid).outcome
+    assert outcome is not None
+    assert outcome.value == "transferred"
