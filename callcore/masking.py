@@ -41,6 +41,20 @@ def mask_digits(text: str | None) -> str:
     return _DIGIT_RUN.sub(lambda match: mask_phone(match.group(0)), text)
 
 
+# Three or more digits in a row, possibly spaced or punctuated: card numbers, PINs, security codes, account and phone
+# numbers, years of birth, house numbers. One or two digits ("a table for 4", "at 7:30", "the 12th") stay readable.
+_SPOKEN_NUMBER = re.compile(r"\d(?:[\s.-]*\d){2,}")
+
+
+def mask_spoken_numbers(text: str) -> str:
+    """What a caller said, with every run of three or more digits replaced digit for digit by `#`.
+
+    `my card is 4111 1111 1111 1111, code 737` -> `my card is #### #### #### ####, code ###`. Callers read out card
+    numbers and codes; the stored transcript keeps the shape of what was said, never the digits.
+    """
+    return _SPOKEN_NUMBER.sub(lambda match: re.sub(r"\d", "#", match.group(0)), text)
+
+
 def caller_hash(hash_key: bytes, number: str) -> str:
     """A keyed hash of a phone number: lets analysts count repeat callers (the S3 call summaries) and the relay
     recognise a returning one (`callcore.store.callers`) without storing the number. Without the key it cannot be

@@ -44,3 +44,10 @@ class LambdaMetric(StrEnum):
     OUTBOUND_CALLS = "OutboundCalls"
     TRANSCRIPTS_RECOVERED = "TranscriptsRecovered"
     CALLS_SWEPT = "CallsSwept"  # ended calls whose end-of-call work the sweep had to finish
+    CALLS_OVER_CALLER_LIMIT = "CallsOverCallerLimit"  # answered busy: the caller already had their most live calls
+    # Calls still open well past MAX_CALL_SECONDS that the sweep asked Twilio about (their last callback was lost).
+    CALLS_RECONCILED = "CallsReconciled"
+    # Seats the fleet counter was off by, against the seats the call records hold; corrected when seen. Never 0 for
+    # long in a healthy system: its alarm means a seat moved outside the records' transactions.
+    SEAT_DRIFT = "SeatDrift"
+    NUMBERS_REDACTED = "NumbersRedacted"  # finished records whose caller number the sweep replaced by its masked form

@@ -19,6 +19,33 @@ E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 
 CallSid = Annotated[str, Field(pattern=CALL_SID_PATTERN.pattern, description="Twilio Call SID, CA + 32 hex")]
 
+# What Twilio puts in `From` when the caller's number is withheld: words, or the words spelt on a keypad (ANONYMOUS,
+# RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE), which look like phone numbers but are shared by every such caller.
+WITHHELD_CALLER_IDS = frozenset(
+    {
+        "anonymous",
+        "restricted",
+        "blocked",
+        "unknown",
+        "unavailable",
+        "private",
+        "+266696687",
+        "+7378742833",
+        "+2562533",
+        "+8656696",
+        "+86282452253",
+    }
+)
+# Twilio's `StirVerstat` when the carrier fully attested (A) that the caller may use the number they present: the
+# only level at which the number says who is calling (B and C: the carrier does not vouch for the number).
+FULL_ATTESTATION = "TN-Validation-Passed-A"
+
+
+def is_withheld_number(number: str) -> bool:
+    """A caller id that is not one person's phone number: withheld, or not a phone number at all (a SIP or client
+    identity), so nothing can be known or counted about the person behind it."""
+    return number.strip().lower() in WITHHELD_CALLER_IDS or not E164_PATTERN.match(number)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -61,6 +88,7 @@ class CallOutcome(StrEnum):
     OVERFLOW_TO_HUMAN = "overflow_to_human"  # over capacity / relay unhealthy: never reached the agent
     MAX_DURATION = "max_duration"
     SILENCE = "silence"  # nobody spoke after the agent checked in: the agent said goodbye and hung up
+    CALLER_LIMIT = "caller_limit"  # the caller already had their most live calls: answered busy, no agent
     NOT_ANSWERED = "not_answered"  # busy, no-answer, canceled, failed before answer
     VOICEMAIL = "voicemail"  # outbound call reached an answering machine
     ERROR = "error"
@@ -171,9 +199,35 @@ class CallRecord(BaseModel):
         max_length=2000,
         description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
     )
+    caller_hash: str | None = Field(
+        default=None,
+        max_length=64,
+        description="keyed hash of the caller's number (callcore.masking.caller_hash): finds the call once the "
+        "number itself is redacted",
+    )
+    caller_slot: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the per-caller live-call count this call holds a place in until its seat is given back: the "
+        "caller's hash, or `withheld`",
+    )
+    stir_verstat: str | None = Field(
+        default=None,
+        max_length=64,
+        description="inbound calls: Twilio's StirVerstat, how far the carrier vouched for the caller's number",
+    )
+    number_redacted_at: datetime | None = Field(
+        default=None, description="when the caller's number was replaced by its masked form (the hash stays)"
+    )
 
     @field_validator(
-        "created_at", "answered_at", "ended_at", "transfer_requested_at", "seat_released_at", "finished_at"
+        "created_at",
+        "answered_at",
+        "ended_at",
+        "transfer_requested_at",
+        "seat_released_at",
+        "finished_at",
+        "number_redacted_at",
     )
     @classmethod
     def _must_be_aware(cls, value: datetime | None) -> datetime | None:
@@ -185,6 +239,12 @@ class CallRecord(BaseModel):
     def caller_number(self) -> str:
         """The person on the line: who called in, or whom an outbound call dialled."""
         return self.from_number if self.direction is CallDirection.INBOUND else self.to_number
+
+    @property
+    def caller_id_verified(self) -> bool:
+        """Whether the number says who the person is: an outbound call reached the number dialled; an inbound one
+        only when the carrier fully attested it (STIR/SHAKEN A). A spoofed number is never fully attested."""
+        return self.direction is CallDirection.OUTBOUND or self.stir_verstat == FULL_ATTESTATION
 
     @property
     def business_number(self) -> str:

@@ -8,6 +8,7 @@ a log line or an error message.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -15,6 +16,14 @@ from threading import Lock
 from typing import Any, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from callcore.store import CallStore
+from callcore.store.retention import (
+    DEFAULT_BOOKING_DAYS,
+    DEFAULT_CALL_RECORD_DAYS,
+    DEFAULT_TURN_DAYS,
+    Retention,
+)
 
 SecretFetcher = Callable[[str], str]
 
@@ -133,9 +142,51 @@ class StorageSettings(EnvSettings):
         description="the S3 bucket transcripts are written to",
     )
     turn_retention_days: int = Field(
-        default=30,
+        default=DEFAULT_TURN_DAYS,
         alias="TURN_RETENTION_DAYS",
         ge=1,
         le=3650,
-        description="days turn items stay in DynamoDB once the transcript is in S3",
+        description="days turn items stay in DynamoDB (the transcript in S3 is the lasting copy)",
     )
+    call_record_retention_days: int = Field(
+        default=DEFAULT_CALL_RECORD_DAYS,
+        alias="CALL_RECORD_RETENTION_DAYS",
+        ge=1,
+        le=3650,
+        description="days a call record stays in DynamoDB, from the call's start",
+    )
+    booking_retention_days: int = Field(
+        default=DEFAULT_BOOKING_DAYS,
+        alias="BOOKING_RETENTION_DAYS",
+        ge=1,
+        le=3650,
+        description="days a booking in the local booking store stays in DynamoDB after the booked day",
+    )
+
+    @property
+    def retention(self) -> Retention:
+        """How long the store keeps what it writes (the table's TTL on each item)."""
+        return Retention(
+            call_record_days=self.call_record_retention_days,
+            turn_days=self.turn_retention_days,
+            booking_days=self.booking_retention_days,
+        )
+
+    def call_store(self) -> CallStore:
+        """The store of CALLS_TABLE, writing every item with its retention."""
+        return CallStore(self.calls_table, retention=self.retention)
+
+
+CALLER_HASH_KEY_DESCRIPTION = (
+    "key of the keyed hash of caller numbers (profiles, per-caller limits, analytics, erasure; at least 16 "
+    "characters); unset = derived from STREAM_TOKEN_SECRET, for a local run where one secret serves both"
+)
+
+
+def caller_hash_key(caller_hash_secret: SecretStr | None, stream_token_secret: SecretStr | None) -> bytes:
+    """The key every part hashes caller numbers with (`callcore.masking.caller_hash`): from CALLER_HASH_SECRET, so
+    functions that never see a stream token can hash a number; locally, where it is unset, from the token secret."""
+    secret = caller_hash_secret or stream_token_secret
+    if secret is None:
+        raise ValueError("set CALLER_HASH_SECRET (or STREAM_TOKEN_SECRET, from which it is then derived)")
+    return hashlib.sha256(b"caller-hash:" + secret.get_secret_value().encode()).digest()

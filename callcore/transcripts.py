@@ -4,6 +4,7 @@ Layout (one definition, shared by the relay, the status Lambda and the Glue tabl
 
     transcripts/year=YYYY/month=MM/day=DD/<CallSid>.jsonl   one line per turn (TranscriptLine)
     calls/year=YYYY/month=MM/day=DD/<CallSid>.json          one line: the call summary (CallSummaryLine)
+    recordings/year=YYYY/month=MM/day=DD/<CallSid>...       call audio, where recording is on (kept less long)
 
 Caller numbers are personal data: the archive carries them masked plus a keyed hash, so analysts can count repeat
 callers without reading anyone's number.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 TRANSCRIPTS_PREFIX = "transcripts"
 CALLS_PREFIX = "calls"
+RECORDINGS_PREFIX = "recordings"
 
 
 def partition(day: datetime) -> str:
@@ -126,7 +128,7 @@ class CallSummaryLine(BaseModel):
             call_sid=record.call_sid,
             direction=record.direction.value,
             caller_masked=mask_phone(caller),
-            caller_hash=caller_hash(hash_key, caller),
+            caller_hash=record.caller_hash or caller_hash(hash_key, caller),
             called_masked=mask_phone(called),
             status=record.status.value,
             outcome=record.outcome.value if record.outcome else None,
@@ -201,6 +203,34 @@ class TranscriptArchive:
                 return None
             raise
         return decode_transcript(response["Body"].read())
+
+    def call_objects(self, call_sid: str, started: datetime) -> list[tuple[str, str | None]]:
+        """Every stored version of every object of one call (the bucket is versioned): its transcript, its summary
+        and its recordings, as (key, version id). What erasing the call must delete."""
+        day = partition(started)
+        found: list[tuple[str, str | None]] = []
+        for prefix in (
+            transcript_key(call_sid, started),
+            call_summary_key(call_sid, started),
+            f"{RECORDINGS_PREFIX}/{day}/{call_sid}",
+        ):
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    found.append((entry["Key"], entry.get("VersionId")))
+        return found
+
+    def delete_versions(self, objects: list[tuple[str, str | None]]) -> None:
+        """Delete these object versions for good (not a delete marker: the data itself)."""
+        for start in range(0, len(objects), 1000):  # DeleteObjects' limit
+            batch = objects[start : start + 1000]
+            identifiers: list[Any] = [
+                {"Key": key, **({"VersionId": version} if version else {})} for key, version in batch
+            ]
+            response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": identifiers, "Quiet": True})
+            if response.get("Errors"):
+                failed = ", ".join(sorted({error.get("Key", "?") for error in response["Errors"]}))
+                raise RuntimeError(f"S3 refused to delete: {failed}")
 
     def transcript_exists(self, call_sid: str, started: datetime) -> bool:
         try:

@@ -27,12 +27,35 @@ POWERTOOLS_SERVICE_NAME: Final = LAMBDA_SERVICE
 # Emitted by a metric filter on the API access log (see infra/constructs/api.py): 5xx answers of the call-control
 # routes, which the relay depends on for transfers and hang-ups.
 CALL_CONTROL_5XX_METRIC: Final = "CallControl5xx"
+# The same way: 4xx answers to Twilio's status callbacks (a refused signature, a throttled or WAF-blocked callback).
+# Twilio does not retry a callback it got a 4xx for: each one is a call whose end may never be recorded.
+STATUS_CALLBACK_4XX_METRIC: Final = "StatusCallback4xx"
 
 # ---- the API ---------------------------------------------------------------------------------------------------------
 API_STAGE: Final = "prod"
+# The stage's default, for any method without its own limits (every route below has its own).
 API_THROTTLE_RATE_PER_SECOND: Final = 50
 API_THROTTLE_BURST: Final = 100
 TWILIO_SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """A route's own API Gateway limits (requests per second, burst): junk sent to one route cannot use up another's,
+    so a flood of the voice webhook or of call control never throttles Twilio's status callbacks."""
+
+    rate_per_second: int
+    burst: int
+
+
+# Twilio's routes are sized for its bursts: every live call can end at once (MAX_CONCURRENT_CALLS status and stream
+# callbacks in a second), and calls arrive in waves. The IAM routes serve the relay (one request per transfer or
+# hang-up) and an operator's outbound calls.
+TWILIO_VOICE_THROTTLE: Final = Throttle(rate_per_second=100, burst=200)
+TWILIO_CALLBACK_THROTTLE: Final = Throttle(rate_per_second=200, burst=500)
+TWILIO_RARE_THROTTLE: Final = Throttle(rate_per_second=20, burst=50)  # fallback and whisper: one per failure/transfer
+CALL_CONTROL_THROTTLE: Final = Throttle(rate_per_second=20, burst=50)
+OUTBOUND_CALLS_THROTTLE: Final = Throttle(rate_per_second=5, burst=10)
 
 
 class RouteAuth(StrEnum):
@@ -67,7 +90,10 @@ class Route:
     memory_mib: int
     description: str
     table_actions: tuple[str, ...]
+    throttle: Throttle
     writes_archive: bool = False
+    # Only the function that mints stream tokens (the voice webhook) is given the stream-token secret.
+    mints_stream_tokens: bool = False
     # False: the function runs without the X-Ray SDK (POWERTOOLS_TRACE_DISABLED=true), which costs ~150-230 ms of
     # cold start; Lambda's active tracing still records its invocation. Only for the caller's critical path.
     xray_sdk: bool = True
@@ -91,7 +117,9 @@ ROUTES: Final = (
         1024,
         "Twilio voice webhook: answers with <Connect><Stream> to the relay or dials the human line",
         TABLE_WRITE,
+        TWILIO_VOICE_THROTTLE,
         xray_sdk=False,
+        mints_stream_tokens=True,
     ),
     Route(
         "CallStatus",
@@ -103,6 +131,7 @@ ROUTES: Final = (
         512,
         "Twilio call status callbacks: applies them in SequenceNumber order, recovers transcripts",
         TABLE_UPDATE_AND_QUERY,
+        TWILIO_CALLBACK_THROTTLE,
         writes_archive=True,
     ),
     Route(
@@ -115,6 +144,7 @@ ROUTES: Final = (
         512,
         "Twilio media stream status callbacks",
         TABLE_UPDATE,
+        TWILIO_CALLBACK_THROTTLE,
     ),
     Route(
         "Fallback",
@@ -126,6 +156,7 @@ ROUTES: Final = (
         512,
         "Twilio voice fallback URL: dials the human line when the main webhook failed",
         TABLE_NONE,
+        TWILIO_RARE_THROTTLE,
     ),
     Route(
         "Whisper",
@@ -137,6 +168,7 @@ ROUTES: Final = (
         512,
         "Whisper TwiML the human hears before a transferred caller is connected",
         TABLE_READ,
+        TWILIO_RARE_THROTTLE,
     ),
     Route(
         "OutboundCall",
@@ -148,6 +180,7 @@ ROUTES: Final = (
         512,
         "Call control: places an outbound call handled by the agent",
         TABLE_WRITE,
+        OUTBOUND_CALLS_THROTTLE,
     ),
     Route(
         "Transfer",
@@ -159,6 +192,7 @@ ROUTES: Final = (
         512,
         "Call control: warm transfer of a live call to the human line",
         TABLE_UPDATE,
+        CALL_CONTROL_THROTTLE,
     ),
     Route(
         "Hangup",
@@ -170,6 +204,7 @@ ROUTES: Final = (
         512,
         "Call control: completes a live call",
         TABLE_UPDATE,
+        CALL_CONTROL_THROTTLE,
     ),
 )
 ROUTES_BY_ID: Final = {route.construct_id: route for route in ROUTES}
@@ -239,7 +274,8 @@ SECRET_PLACEHOLDER: Final = "REPLACE_ME: aws secretsmanager put-secret-value (se
 # ---- data ------------------------------------------------------------------------------------------------------------
 TRANSCRIPTS_IA_AFTER_DAYS: Final = 30
 TRANSCRIPTS_GLACIER_AFTER_DAYS: Final = 180
-NONCURRENT_VERSIONS_EXPIRE_DAYS: Final = 90
+# An expired or erased object's previous versions are deleted this long after: personal data has an end.
+NONCURRENT_VERSIONS_EXPIRE_DAYS: Final = 30
 ACCESS_LOGS_EXPIRE_DAYS: Final = 365
 ATHENA_RESULTS_EXPIRE_DAYS: Final = 30
 ATHENA_BYTES_SCANNED_CUTOFF: Final = 10 * 1024**3  # a runaway query stops at 10 GB (~USD 0.05)
@@ -263,6 +299,7 @@ class Output(StrEnum):
     TWILIO_AUTH_TOKEN_SECRET_ARN = "TwilioAuthTokenSecretArn"  # noqa: S105 - an output name
     OPENAI_API_KEY_SECRET_ARN = "OpenAiApiKeySecretArn"  # noqa: S105 - an output name
     STREAM_TOKEN_SECRET_ARN = "StreamTokenSecretArn"  # noqa: S105 - an output name
+    CALLER_HASH_SECRET_ARN = "CallerHashSecretArn"  # noqa: S105 - an output name
     ATHENA_WORKGROUP = "AthenaWorkgroup"
     GLUE_DATABASE = "GlueDatabase"
     RELAY_CLUSTER_NAME = "RelayClusterName"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callcore.models import E164_PATTERN
+from callcore.store.retention import DEFAULT_BOOKING_DAYS, DEFAULT_CALL_RECORD_DAYS, DEFAULT_TURN_DAYS
 from infra.constants import (
     ALB_MAX_DEREGISTRATION_SECONDS,
     DEFAULT_STACK_NAME,
@@ -181,6 +182,97 @@ class DeploySettings(BaseModel):
         ge=50,
         le=10_000,
         description="alarm when the p95 greeting latency exceeds this many milliseconds",
+    )
+    # ---- abuse and spend -----------------------------------------------------------------------------------------
+    api_waf: bool = Field(
+        default=True,
+        alias="apiWaf",
+        description="an AWS WAF web ACL on the API with a per-IP rate rule (about USD 6/month plus USD 0.60 per "
+        "million requests); false leaves it out",
+    )
+    api_waf_requests_per_ip: int = Field(
+        default=1500,
+        alias="apiWafRequestsPerIp",
+        ge=100,
+        le=2_000_000_000,
+        description="requests one IP address may send the API in 5 minutes before the WAF blocks it (Twilio's own "
+        "callbacks come from many addresses)",
+    )
+    max_live_calls_per_caller: int = Field(
+        default=2,
+        alias="maxLiveCallsPerCaller",
+        ge=1,
+        le=1000,
+        description="live calls one caller number may have with the agent at once; more are answered busy",
+    )
+    max_live_withheld_calls: int = Field(
+        default=1,
+        alias="maxLiveWithheldCalls",
+        ge=0,
+        le=1000,
+        description="live calls all withheld/anonymous callers together may have with the agent (0: none)",
+    )
+    daily_cost_budget_usd: int = Field(
+        default=50,
+        alias="dailyCostBudgetUsd",
+        ge=1,
+        le=1_000_000,
+        description="alarm when the calls' estimated model cost in one UTC day exceeds this many US dollars",
+    )
+    # ---- personal data -------------------------------------------------------------------------------------------
+    call_record_retention_days: int = Field(
+        default=DEFAULT_CALL_RECORD_DAYS,
+        alias="callRecordRetentionDays",
+        ge=1,
+        le=3650,
+        description="days a call record stays in DynamoDB (TTL), from the call's start",
+    )
+    turn_retention_days: int = Field(
+        default=DEFAULT_TURN_DAYS,
+        alias="turnRetentionDays",
+        ge=1,
+        le=3650,
+        description="days a transcript turn stays in DynamoDB (the transcript in S3 is the lasting copy)",
+    )
+    booking_retention_days: int = Field(
+        default=DEFAULT_BOOKING_DAYS,
+        alias="bookingRetentionDays",
+        ge=1,
+        le=3650,
+        description="days a booking in the local booking store stays after the booked day",
+    )
+    caller_profile_retention_days: int = Field(
+        default=365,
+        alias="callerProfileRetentionDays",
+        ge=1,
+        le=3650,
+        description="days a caller's profile stays after their last call",
+    )
+    transcript_retention_days: int = Field(
+        default=365,
+        alias="transcriptRetentionDays",
+        ge=1,
+        le=3650,
+        description="days transcripts and call summaries stay in S3 (then 30 more as noncurrent versions)",
+    )
+    recording_retention_days: int = Field(
+        default=90,
+        alias="recordingRetentionDays",
+        ge=1,
+        le=3650,
+        description="days call recordings (S3 prefix recordings/) stay in S3",
+    )
+    raw_number_retention_hours: int = Field(
+        default=24,
+        alias="rawNumberRetentionHours",
+        ge=1,
+        le=24,
+        description="hours a finished call record keeps the caller's number before it is masked (its keyed hash stays)",
+    )
+    mask_caller_digits: bool = Field(
+        default=True,
+        alias="maskCallerDigits",
+        description="store the caller's turns with every run of 3+ digits masked (card numbers said aloud)",
     )
 
     # ---- field checks ------------------------------------------------------------------------------------------------

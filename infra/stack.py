@@ -43,7 +43,7 @@ class PhoneAgentStack(Stack):
             description="Phone voice agent: Twilio + OpenAI Realtime relay on ECS Fargate, Lambdas behind API Gateway",
         )
         self.settings = settings
-        self.storage = Storage(self, "Storage")
+        self.storage = Storage(self, "Storage", settings=settings)
         self.secrets = Secrets(self, "Secrets")
         self.network = Network(self, "Network", nat_gateways=settings.nat_gateways)
         self.relay_endpoint = RelayEndpoint(
@@ -63,6 +63,7 @@ class PhoneAgentStack(Stack):
             secrets=self.secrets,
             environment=lambda_environment,
             metrics_namespace=settings.metrics_namespace,
+            waf_requests_per_ip=settings.api_waf_requests_per_ip if settings.api_waf else None,
         )
         self.sweep = EndOfCallSweep(
             self,
@@ -126,8 +127,13 @@ class PhoneAgentStack(Stack):
             "RELAY_PUBLIC_URL": self.relay_endpoint.public_url,
             "TWILIO_AUTH_TOKEN_ARN": self.secrets.twilio_auth_token.secret_arn,
             "TWILIO_ACCOUNT_SID_ARN": self.secrets.twilio_account_sid.secret_arn,
-            "STREAM_TOKEN_SECRET_ARN": self.secrets.stream_token_secret.secret_arn,
+            "CALLER_HASH_SECRET_ARN": self.secrets.caller_hash_secret.secret_arn,
             "MAX_CONCURRENT_CALLS": str(settings.max_concurrent_calls),
+            "MAX_LIVE_CALLS_PER_CALLER": str(settings.max_live_calls_per_caller),
+            "MAX_LIVE_WITHHELD_CALLS": str(settings.max_live_withheld_calls),
+            "MAX_CALL_SECONDS": str(settings.max_call_seconds),
+            "RAW_NUMBER_RETENTION_HOURS": str(settings.raw_number_retention_hours),
+            **self._retention_environment(),
             "ANSWERING_MACHINE_DETECTION": settings.answering_machine_detection.value,
             "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
@@ -138,6 +144,15 @@ class PhoneAgentStack(Stack):
         if settings.twilio_phone_number:
             environment["TWILIO_PHONE_NUMBER"] = settings.twilio_phone_number
         return environment
+
+    def _retention_environment(self) -> dict[str, str]:
+        """How long the table keeps what the Lambdas and the relay write (`callcore.settings.StorageSettings`)."""
+        settings = self.settings
+        return {
+            "CALL_RECORD_RETENTION_DAYS": str(settings.call_record_retention_days),
+            "TURN_RETENTION_DAYS": str(settings.turn_retention_days),
+            "BOOKING_RETENTION_DAYS": str(settings.booking_retention_days),
+        }
 
     def _relay_environment(self) -> dict[str, str]:
         settings = self.settings
@@ -151,6 +166,9 @@ class PhoneAgentStack(Stack):
             "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
             "READINESS_DEADLINE_SECONDS": str(RELAY_READINESS_DEADLINE_SECONDS),
             "METRICS_NAMESPACE": settings.metrics_namespace,
+            "CALLER_PROFILE_RETENTION_DAYS": str(settings.caller_profile_retention_days),
+            "MASK_CALLER_DIGITS": str(settings.mask_caller_digits).lower(),
+            **self._retention_environment(),
         }
         optional = {
             "HUMAN_TRANSFER_NUMBER": settings.human_transfer_number,
@@ -193,6 +211,11 @@ class PhoneAgentStack(Stack):
         self._output(Output.OPENAI_API_KEY_SECRET_ARN, secrets.openai_api_key.secret_arn, "Fill: OpenAI API key")
         self._output(
             Output.STREAM_TOKEN_SECRET_ARN, secrets.stream_token_secret.secret_arn, "Generated stream-token secret"
+        )
+        self._output(
+            Output.CALLER_HASH_SECRET_ARN,
+            secrets.caller_hash_secret.secret_arn,
+            "Generated caller-hash secret (the erase-caller command reads it)",
         )
         self._output(Output.ATHENA_WORKGROUP, self.analytics.workgroup_name, "Athena workgroup (encrypted results)")
         self._output(Output.GLUE_DATABASE, self.analytics.database_name, "Glue database: tables calls, transcripts")

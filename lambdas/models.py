@@ -48,6 +48,13 @@ class VoiceWebhook(_TwilioForm):
     answered_by: str | None = Field(
         default=None, alias="AnsweredBy", description="answering-machine detection result (outbound calls)"
     )
+    stir_verstat: str | None = Field(
+        default=None,
+        alias="StirVerstat",
+        max_length=64,
+        description="inbound calls: the carrier's STIR/SHAKEN verdict on the caller's number (TN-Validation-Passed-A "
+        "= fully attested); absent when the carrier sent none",
+    )
 
     @property
     def answered_by_machine(self) -> bool:

@@ -46,8 +46,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 Metric = LambdaMetric
 
 
-def count(metric: Metric) -> None:
-    metrics.add_metric(name=metric.value, unit=MetricUnit.Count, value=1)
+def count(metric: Metric, value: int = 1) -> None:
+    metrics.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
 
 
 def bind_call(call_sid: str, **numbers: str | None) -> None:

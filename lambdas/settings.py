@@ -1,7 +1,9 @@
 """The Lambdas' settings: one pydantic model, read from the environment and validated at the handler boundary.
 
-Secrets (`TWILIO_AUTH_TOKEN`, `TWILIO_ACCOUNT_SID`, `STREAM_TOKEN_SECRET`) come from the plain variable locally, or in
-AWS from the Secrets Manager secret whose ARN is in `<NAME>_ARN`, read through Powertools Parameters with a cache.
+Secrets (`TWILIO_AUTH_TOKEN`, `TWILIO_ACCOUNT_SID`, `CALLER_HASH_SECRET`, `STREAM_TOKEN_SECRET`) come from the plain
+variable locally, or in AWS from the Secrets Manager secret whose ARN is in `<NAME>_ARN`, read through Powertools
+Parameters with a cache. Only the function that mints stream tokens (the voice webhook) is given the stream-token
+secret; it asks for it with `LambdaSettings.token_secret`, which fails naming the setting when it is missing.
 The model is rebuilt on every invocation (parsing the environment costs microseconds); the Parameters cache is what
 keeps Secrets Manager calls to one per secret per `SECRET_CACHE_SECONDS`, and what lets a rotated secret reach a
 warm container without a redeploy.
@@ -9,16 +11,21 @@ warm container without a redeploy.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from callcore.models import E164_PATTERN
-from callcore.settings import SecretFetcher, StorageSettings
+from callcore.settings import (
+    CALLER_HASH_KEY_DESCRIPTION,
+    SecretFetcher,
+    SettingsError,
+    StorageSettings,
+    caller_hash_key,
+)
 
 SECRET_CACHE_SECONDS = 300
 _ACCOUNT_SID_PATTERN = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -62,10 +69,15 @@ class LambdaSettings(StorageSettings):
     twilio_account_sid: SecretStr = Field(
         alias="TWILIO_ACCOUNT_SID", description="Twilio account SID (AC + 32 hex) the REST calls are made for"
     )
-    stream_token_secret: SecretStr = Field(
+    stream_token_secret: SecretStr | None = Field(
+        default=None,
         alias="STREAM_TOKEN_SECRET",
         min_length=16,
-        description="HMAC key of the per-call stream token, shared with the relay (at least 16 characters)",
+        description="HMAC key of the per-call stream token, shared with the relay (at least 16 characters); "
+        "required by the voice webhook (it mints the tokens), given to no other function",
+    )
+    caller_hash_secret: SecretStr | None = Field(
+        default=None, alias="CALLER_HASH_SECRET", min_length=16, description=CALLER_HASH_KEY_DESCRIPTION
     )
     human_transfer_number: str | None = Field(
         default=None,
@@ -85,6 +97,36 @@ class LambdaSettings(StorageSettings):
         ge=0,
         le=100_000,
         description="calls the agent takes at once; above it callers go to the human line (0 sends every call there)",
+    )
+    max_live_calls_per_caller: int = Field(
+        default=2,
+        alias="MAX_LIVE_CALLS_PER_CALLER",
+        ge=1,
+        le=1000,
+        description="live calls one caller number may have with the agent at once; more are answered busy",
+    )
+    max_live_withheld_calls: int = Field(
+        default=1,
+        alias="MAX_LIVE_WITHHELD_CALLS",
+        ge=0,
+        le=1000,
+        description="live calls all withheld or anonymous callers together may have with the agent at once "
+        "(they cannot be told apart); more are answered busy",
+    )
+    max_call_seconds: int = Field(
+        default=1800,
+        alias="MAX_CALL_SECONDS",
+        ge=60,
+        le=14400,
+        description="the relay ends a call this long; the sweep asks Twilio about a call still open well after it",
+    )
+    raw_number_retention_hours: int = Field(
+        default=24,
+        alias="RAW_NUMBER_RETENTION_HOURS",
+        ge=1,
+        le=24,
+        description="hours a finished call record keeps the caller's number before the sweep masks it (its keyed "
+        "hash stays)",
     )
     stream_token_ttl_seconds: int = Field(
         default=120,
@@ -152,11 +194,28 @@ class LambdaSettings(StorageSettings):
     def _twilio_base(cls, value: str | None) -> str | None:
         return _http_base_url(value, "TWILIO_API_BASE_URL")
 
+    @model_validator(mode="after")
+    def _can_hash_callers(self) -> LambdaSettings:
+        caller_hash_key(self.caller_hash_secret, self.stream_token_secret)
+        return self
+
     @property
     def caller_hash_key(self) -> bytes:
-        """Key of the keyed hash analysts count repeat callers by; derived from the stream token secret so the
-        Lambdas and the relay hash a number the same way without another secret to manage."""
-        return hashlib.sha256(b"caller-hash:" + self.stream_token_secret.get_secret_value().encode()).digest()
+        """Key of the keyed hash of caller numbers, the same in every function and the relay."""
+        return caller_hash_key(self.caller_hash_secret, self.stream_token_secret)
+
+    def token_secret(self) -> str:
+        """The stream-token secret, for the function that mints tokens; fails naming the setting when this function
+        was not given it."""
+        if self.stream_token_secret is None:
+            raise SettingsError(
+                type(self).__name__,
+                [
+                    "STREAM_TOKEN_SECRET is required to answer calls (it signs the stream token): "
+                    "set STREAM_TOKEN_SECRET or STREAM_TOKEN_SECRET_ARN"
+                ],
+            )
+        return self.stream_token_secret.get_secret_value()
 
 
 def powertools_secret_fetcher(arn: str) -> str:

@@ -1,13 +1,15 @@
-"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call.
+"""Twilio's REST API behind a small adapter: place a call, redirect a live call to new TwiML, complete a call, read
+a call's state.
 
-Only the call-control and outbound routes import this module (twilio.rest is the heaviest import of the bundle and
-the TwiML routes never need it). Twilio's error codes become the Lambdas' typed refusals here, so logic never
+Only the call-control and outbound routes and the sweep import this module (twilio.rest is the heaviest import of the
+bundle and the TwiML routes never need it). Twilio's error codes become the Lambdas' typed refusals here, so logic never
 inspects a TwilioRestException.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +21,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from callcore.models import CallStatus
 from lambdas.errors import Conflict, Unprocessable, UpstreamError
 from lambdas.observability import logger
 from lambdas.settings import LambdaSettings
@@ -77,6 +80,15 @@ class OutboundCall:
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 
+@dataclass(frozen=True)
+class TwilioCallState:
+    """A call as Twilio's REST API describes it (GET .../Calls/{sid}.json)."""
+
+    status: CallStatus
+    ended_at: datetime | None
+    duration_seconds: int | None
+
+
 class TwilioCalls:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -111,6 +123,23 @@ class TwilioCalls:
             self._client.calls(call_sid).update(twiml=twiml)
         except (TwilioException, RequestException) as error:
             raise _refusal(error, action="redirect the call", number_field=number_field) from None
+
+    def call_state(self, call_sid: str) -> TwilioCallState:
+        """Where the call is now: the answer to a lost status callback. CallNotLive when Twilio has no such call."""
+        try:
+            call = self._client.calls(call_sid).fetch()
+        except (TwilioException, RequestException) as error:
+            raise _refusal(error, action="read the call", number_field=None) from None
+        try:
+            status = CallStatus(str(call.status))
+        except ValueError:
+            raise TwilioFailure(f"could not read the call: unknown status {call.status!r}") from None
+        duration = str(call.duration) if call.duration is not None else ""
+        return TwilioCallState(
+            status=status,
+            ended_at=call.end_time,
+            duration_seconds=int(duration) if duration.isdigit() else None,
+        )
 
     def complete(self, call_sid: str) -> None:
         """Hang up the live call."""

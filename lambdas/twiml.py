@@ -77,3 +77,11 @@ def voicemail(message: str | None) -> str:
         response.say(message)
     response.hangup()
     return _xml(response)
+
+
+def reject_busy() -> str:
+    """The caller already has their most live calls (MAX_LIVE_CALLS_PER_CALLER): a busy signal. `<Reject>` answers
+    nothing, so the call costs no minutes, no agent seat and no human's time."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return _xml(response)

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from callcore.models import Booking
 from callcore.store.errors import SlotTaken
-from callcore.store.keys import booking_pk, booking_sk
+from callcore.store.keys import TTL_ATTRIBUTE, booking_pk, booking_sk
+from callcore.store.retention import expires_at
 from callcore.store.table import TableAccess, model_fields_of, serialize_item
 
 
@@ -13,11 +16,14 @@ class Bookings(TableAccess):
     """Book a free slot; list a day's bookings."""
 
     def create_booking(self, booking: Booking) -> Booking:
+        """Book the slot once (SlotTaken when it is taken); the booking expires its retention after the booked day."""
+        booked_day = datetime.fromisoformat(booking.day).replace(tzinfo=UTC)
         item = serialize_item(
             {
                 "pk": booking_pk(booking.day),
                 "sk": booking_sk(booking.time),
                 "entity": "booking",
+                TTL_ATTRIBUTE: expires_at(booked_day, timedelta(days=self.retention.booking_days)),
                 **booking.model_dump(),
             }
         )

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter, ValidationError
 
-from callcore.models import CallRecord, CallStatus, utc_now
+from callcore.masking import mask_phone
+from callcore.models import TERMINAL_STATUSES, CallDirection, CallRecord, CallStatus, utc_now
 from callcore.store.errors import CallAlreadyExists, CallNotFound
-from callcore.store.keys import BY_DAY_INDEX, RECORD_SK, call_pk, day_pk
+from callcore.store.keys import BY_DAY_INDEX, RECORD_SK, TTL_ATTRIBUTE, call_pk, day_pk
+from callcore.store.retention import Retention, expires_at
 from callcore.store.table import (
     TableAccess,
     is_conditional_failure,
@@ -31,7 +33,8 @@ def record_from_item(item: Mapping[str, Any]) -> CallRecord:
     return CallRecord.model_validate(model_fields_of(item))
 
 
-def call_item(record: CallRecord) -> dict[str, Any]:
+def call_item(record: CallRecord, retention: Retention) -> dict[str, Any]:
+    """The stored record: its keys, its by-day index entry, its TTL (the record's retention from the call's start)."""
     return serialize_item(
         {
             "pk": call_pk(record.call_sid),
@@ -39,6 +42,7 @@ def call_item(record: CallRecord) -> dict[str, Any]:
             "entity": "call",
             "gsi1pk": day_pk(record.day),
             "gsi1sk": f"{record.created_at.astimezone(UTC).isoformat()}#{record.call_sid}",
+            TTL_ATTRIBUTE: expires_at(record.created_at, timedelta(days=retention.call_record_days)),
             **record.model_dump(),
         }
     )
@@ -69,7 +73,7 @@ class CallRecords(TableAccess):
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=call_item(record),
+                Item=call_item(record, self.retention),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -125,9 +129,51 @@ class CallRecords(TableAccess):
             keep_existing=("answered_at",),
         )
 
-    def claim_stream(self, call_sid: str, stream_sid: str) -> bool:
-        """Admit exactly one media stream per call: True the first time, False for any later stream."""
-        return self._update_if(call_sid, {"stream_sid": stream_sid}, condition="attribute_not_exists(stream_sid)")
+    def claim_stream(self, call_sid: str, stream_sid: str, *, at: datetime | None = None) -> bool:
+        """Admit exactly one media stream per call: True the first time, False for any later stream.
+
+        The stream's start is when the agent answered: a number's status callback reports an inbound call only once
+        it ends (no `in-progress` event), so the answer time of an inbound call comes from here. An earlier answer
+        time (an outbound call's `in-progress` callback) is kept."""
+        return self._update_if(
+            call_sid,
+            {"stream_sid": stream_sid, "answered_at": at or utc_now()},
+            condition="attribute_not_exists(stream_sid)",
+            keep_existing=("answered_at",),
+        )
+
+    def settle_status(
+        self, call_sid: str, status: CallStatus, *, ended_at: datetime, duration_seconds: int | None
+    ) -> bool:
+        """Record a terminal status learnt from Twilio's REST API (its callback was lost), unless the record already
+        has one: a callback that arrived meanwhile wins. The sequence number is left alone, so a late callback still
+        applies. False when the record was already terminal."""
+        if not status.is_terminal:
+            raise ValueError(f"{status.value} is not a terminal status")
+        terminal = [s.value for s in sorted(TERMINAL_STATUSES)]
+        names = ", ".join(f":t{i}" for i in range(len(terminal)))
+        changes: dict[str, Any] = {"status": status, "ended_at": ended_at}
+        if duration_seconds is not None:
+            changes["duration_seconds"] = duration_seconds
+        return self._update_if(
+            call_sid,
+            changes,
+            condition=f"NOT #status IN ({names})",
+            extra_names={"#status": "status"},
+            extra_values={f":t{i}": value for i, value in enumerate(terminal)},
+        )
+
+    def redact_caller_number(self, call_sid: str, *, at: datetime | None = None) -> bool:
+        """Replace the caller's number on the record by its masked form, once. The keyed hash (`caller_hash`) stays,
+        so the call can still be found for the caller (erasure) and counted with their other calls. False when the
+        number was already redacted."""
+        record = self.require_call(call_sid)
+        side = "from_number" if record.direction is CallDirection.INBOUND else "to_number"
+        return self._update_if(
+            call_sid,
+            {side: mask_phone(record.caller_number), "number_redacted_at": at or utc_now()},
+            condition="attribute_not_exists(number_redacted_at)",
+        )
 
     def claim_transfer(
         self, call_sid: str, *, reason: str, summary: str, lease: timedelta, at: datetime | None = None
@@ -167,6 +213,7 @@ class CallRecords(TableAccess):
         changes: Mapping[str, Any],
         *,
         condition: str,
+        extra_names: Mapping[str, str] | None = None,
         extra_values: Mapping[str, Any] | None = None,
         keep_existing: tuple[str, ...] = (),
     ) -> bool:
@@ -176,6 +223,7 @@ class CallRecords(TableAccess):
                 call_sid,
                 changes,
                 condition=f"attribute_exists(pk) AND {condition}",
+                extra_names=extra_names,
                 extra_values=extra_values,
                 keep_existing=keep_existing,
             )
@@ -223,10 +271,11 @@ class CallRecords(TableAccess):
         changes: Mapping[str, Any],
         *,
         condition: str,
+        extra_names: Mapping[str, str] | None = None,
         extra_values: Mapping[str, Any] | None = None,
         keep_existing: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        names: dict[str, str] = {}
+        names: dict[str, str] = dict(extra_names or {})
         values: dict[str, Any] = dict(extra_values or {})
         sets: list[str] = []
         removes: list[str] = []

@@ -24,6 +24,7 @@ RELAY_HEALTH_SK: Final = "RELAY_HEALTH"
 RELAY_HEARTBEAT_SK: Final = "RELAY_HEARTBEAT"
 IDEMPOTENCY_SK: Final = "REQUEST"
 PROFILE_SK: Final = "PROFILE"
+LIVE_CALLS_SK: Final = "LIVE_CALLS"
 
 # Key and bookkeeping attributes: stripped before an item is validated as its model.
 KEY_ATTRIBUTES: Final = frozenset(

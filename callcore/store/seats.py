@@ -1,12 +1,23 @@
-"""Agent seats: the fleet's live-call counter (`FLEET` / `ACTIVE_CALLS`).
+"""Agent seats: the fleet's live-call counter (`FLEET` / `ACTIVE_CALLS`) and each caller's live calls
+(`CALLER#<slot>` / `LIVE_CALLS`).
 
-The counter moves only inside a transaction with a call record, so the counter and the records agree: a seat is taken
-together with the stream token (`admit_call`, `seat_call`) under the condition `active < max`, and given back together
-with `seat_released_at` (`release_seat`), at most once per call.
+The counters move only inside a transaction with a call record, so the counters and the records agree: a seat is
+taken together with the stream token (`admit_call`, `seat_call`) under the conditions `active < max` and, for an
+inbound call, fewer than the caller's limit of live calls; it is given back together with `seat_released_at`
+(`release_seat`), at most once per call, whoever comes first (the relay when its stream ends, a transfer, the status
+callback of the call's end, the sweep).
+
+A caller's live calls are a string set of CallSids, not a number: adding or removing a call twice changes nothing,
+and the set says which calls hold the places. Withheld numbers share one slot (`withheld`) with its own, lower limit.
+
+The fleet counter also carries a `version` (moved by every take and give-back) and `changed_at`, so the sweep can
+recount the seats held by records and correct the counter only if no seat moved meanwhile (`correct_active_calls`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -16,62 +27,126 @@ from botocore.exceptions import ClientError
 from callcore.models import CallRecord, utc_now
 from callcore.store.calls import CallRecords, call_item, record_from_item, record_key
 from callcore.store.errors import CallAlreadyExists, CallNotFound
-from callcore.store.keys import ACTIVE_CALLS_SK, FLEET_PK
-from callcore.store.table import cancellation_codes, failed_item, serialize_item
+from callcore.store.keys import (
+    ACTIVE_CALLS_SK,
+    BY_DAY_INDEX,
+    FLEET_PK,
+    LIVE_CALLS_SK,
+    TTL_ATTRIBUTE,
+    caller_pk_of_hash,
+    day_pk,
+)
+from callcore.store.retention import LIVE_CALLS_TTL, expires_at
+from callcore.store.table import cancellation_codes, deserialize_item, failed_item, serialize_item
 
 COUNTER_KEY = serialize_item({"pk": FLEET_PK, "sk": ACTIVE_CALLS_SK})
+WITHHELD_SLOT = "withheld"
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+def live_calls_key(slot: str) -> dict[str, Any]:
+    return serialize_item({"pk": caller_pk_of_hash(slot), "sk": LIVE_CALLS_SK})
 
 
 class SeatResult(Enum):
-    """What `seat_call` did."""
+    """What `admit_call` and `seat_call` did."""
 
-    TAKEN = "taken"  # the stream token and a seat were stored together
+    TAKEN = "taken"  # the call and its seat were stored together
     FULL = "full"  # MAX_CONCURRENT_CALLS calls are live: nothing was written
+    CALLER_LIMIT = "caller_limit"  # this caller (or all withheld callers) has the most live calls: nothing written
     ALREADY_DECIDED = "already_decided"  # an earlier request decided this call: nothing was written
+
+
+@dataclass(frozen=True)
+class SeatCounter:
+    """The fleet counter as read: its value, how many times a seat moved (ever), and when one last moved."""
+
+    active: int
+    version: int
+    changed_at: datetime | None
 
 
 class Seats(CallRecords):
     """Take and give back agent seats, always in one transaction with the call record."""
 
-    def _take_seat(self, max_active: int) -> dict[str, Any]:
+    def _move_counter(self, delta: int, *, at: datetime, max_active: int | None = None) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": COUNTER_KEY,
+            "UpdateExpression": "ADD active :delta, version :one SET changed_at = :at",
+            "ExpressionAttributeValues": serialize_item({":delta": delta, ":one": 1, ":at": at}),
+        }
+        if max_active is not None:
+            update["ConditionExpression"] = "attribute_not_exists(active) OR active < :max"
+            update["ExpressionAttributeValues"][":max"] = {"N": str(max_active)}
+        return {"Update": update}
+
+    def _join_caller(self, record: CallRecord, *, max_live: int, at: datetime) -> dict[str, Any]:
+        assert record.caller_slot is not None
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": COUNTER_KEY,
-                "UpdateExpression": "ADD active :one",
-                "ConditionExpression": "attribute_not_exists(active) OR active < :max",
-                "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(max_active)}},
+                "Key": live_calls_key(record.caller_slot),
+                "UpdateExpression": "ADD live :call SET #ttl = :ttl, entity = :entity",
+                "ConditionExpression": "attribute_not_exists(live) OR size(live) < :max",
+                "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": {
+                    ":call": {"SS": [record.call_sid]},
+                    ":ttl": {"N": str(expires_at(at, LIVE_CALLS_TTL))},
+                    ":entity": {"S": "live_calls"},
+                    ":max": {"N": str(max_live)},
+                },
             }
         }
 
-    def admit_call(self, record: CallRecord, *, max_active: int) -> bool:
+    def _leave_caller(self, slot: str, call_sid: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": live_calls_key(slot),
+                "UpdateExpression": "DELETE live :call",
+                "ExpressionAttributeValues": {":call": {"SS": [call_sid]}},
+            }
+        }
+
+    def admit_call(self, record: CallRecord, *, max_active: int, max_caller_live: int | None = None) -> SeatResult:
         """Create the record of a call admitted to the agent (it carries its stream token) and take a seat, atomically.
 
-        True: both written. False: all `max_active` seats are taken and nothing was written (store the call as an
-        overflow with `create_call`). CallAlreadyExists (nothing written): a retried webhook, with the first record.
+        With `record.caller_slot` set, the call also takes a place among its caller's live calls, of which there may
+        be at most `max_caller_live`. TAKEN: all written. FULL / CALLER_LIMIT: nothing was written (store the call
+        with `create_call` and answer it otherwise). CallAlreadyExists (nothing written): a retried webhook, with the
+        first record.
         """
+        at = utc_now()
         put = {
             "Put": {
                 "TableName": self.table_name,
-                "Item": call_item(record),
+                "Item": call_item(record, self.retention),
                 "ConditionExpression": "attribute_not_exists(pk)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
+        items = [put, self._move_counter(1, at=at, max_active=max_active)]
+        if record.caller_slot is not None:
+            if max_caller_live is None:
+                raise ValueError("a call with a caller slot needs max_caller_live")
+            items.append(self._join_caller(record, max_live=max_caller_live, at=at))
         try:
-            self._transact([put, self._take_seat(max_active)])
+            self._transact(items)
         except ClientError as error:
             codes = cancellation_codes(error)
-            if codes is None or len(codes) < 2:
+            if codes is None or len(codes) < len(items):
                 raise
-            if codes[0] == "ConditionalCheckFailed":
+            if codes[0] == _CONDITION_FAILED:
                 old = failed_item(error, 0)
                 existing = record_from_item(old) if old else self.require_call(record.call_sid)
                 raise CallAlreadyExists(existing) from None
-            if codes[1] == "ConditionalCheckFailed":
-                return False
+            if codes[1] == _CONDITION_FAILED:
+                return SeatResult.FULL
+            if len(codes) > 2 and codes[2] == _CONDITION_FAILED:
+                return SeatResult.CALLER_LIMIT
             raise
-        return True
+        return SeatResult.TAKEN
 
     def seat_call(self, call_sid: str, *, stream_token_expiry: int, max_active: int) -> SeatResult:
         """Admit an existing, still undecided record (an answered outbound call): store its stream token expiry and
@@ -90,23 +165,27 @@ class Seats(CallRecords):
             }
         }
         try:
-            self._transact([update, self._take_seat(max_active)])
+            self._transact([update, self._move_counter(1, at=utc_now(), max_active=max_active)])
         except ClientError as error:
             codes = cancellation_codes(error)
             if codes is None or len(codes) < 2:
                 raise
-            if codes[0] == "ConditionalCheckFailed":
+            if codes[0] == _CONDITION_FAILED:
                 if failed_item(error, 0) is None:
                     raise CallNotFound(call_sid) from None
                 return SeatResult.ALREADY_DECIDED
-            if codes[1] == "ConditionalCheckFailed":
+            if codes[1] == _CONDITION_FAILED:
                 return SeatResult.FULL
             raise
         return SeatResult.TAKEN
 
     def release_seat(self, call_sid: str, at: datetime | None = None) -> bool:
-        """Give back the seat a call took, once: True for the request that released it, False when the call never
-        had a seat or another request (the transfer, a repeated status callback) already gave it back."""
+        """Give back the seat a call took (and its place among its caller's live calls), once: True for the request
+        that released it, False when the call never had a seat or another request already gave it back."""
+        record = self.get_call(call_sid)
+        if record is None or record.stream_token_expiry is None or record.seat_released_at is not None:
+            return False
+        at = at or utc_now()
         mark = {
             "Update": {
                 "TableName": self.table_name,
@@ -115,22 +194,17 @@ class Seats(CallRecords):
                 "ConditionExpression": (
                     "attribute_exists(stream_token_expiry) AND attribute_not_exists(seat_released_at)"
                 ),
-                "ExpressionAttributeValues": serialize_item({":at": at or utc_now()}),
+                "ExpressionAttributeValues": serialize_item({":at": at}),
             }
         }
-        give_back = {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": COUNTER_KEY,
-                "UpdateExpression": "ADD active :minus_one",
-                "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
-            }
-        }
+        items = [mark, self._move_counter(-1, at=at)]
+        if record.caller_slot is not None:
+            items.append(self._leave_caller(record.caller_slot, call_sid))
         try:
-            self._transact([mark, give_back])
+            self._transact(items)
         except ClientError as error:
             codes = cancellation_codes(error)
-            if codes and codes[0] == "ConditionalCheckFailed":
+            if codes and codes[0] == _CONDITION_FAILED:
                 return False
             raise
         # A counter reset by hand (or a seat taken before seats were tracked on the record) must not go negative.
@@ -138,17 +212,12 @@ class Seats(CallRecords):
         return True
 
     def adjust_active_calls(self, delta: int) -> int:
-        """Atomically add `delta` to the fleet's live-call counter; returns the new value (never below zero)."""
-        response = self.client.update_item(
-            TableName=self.table_name,
-            Key=COUNTER_KEY,
-            UpdateExpression="ADD active :d",
-            ExpressionAttributeValues={":d": {"N": str(delta)}},
-            ReturnValues="UPDATED_NEW",
-        )
+        """Add `delta` to the fleet counter outside any call's transaction (an operator's correction); returns the new
+        value, never below zero. Calls never use this: their seats move with their records."""
+        update = self._move_counter(delta, at=utc_now())["Update"]
+        response = self.client.update_item(**update, ReturnValues="UPDATED_NEW")
         value = int(response["Attributes"]["active"]["N"])
         if value < 0:
-            # A terminal callback for a call counted before a deploy reset, or a lost increment: clamp, don't drift.
             self._clamp_active_calls()
             value = 0
         return value
@@ -162,6 +231,51 @@ class Seats(CallRecords):
         )
 
     def active_calls(self) -> int:
+        return max(0, self.seat_counter().active)
+
+    def seat_counter(self) -> SeatCounter:
         response = self.client.get_item(TableName=self.table_name, Key=COUNTER_KEY, ConsistentRead=True)
-        item = response.get("Item")
-        return max(0, int(item["active"]["N"])) if item and "active" in item else 0
+        data = deserialize_item(response.get("Item") or {})
+        changed_at = data.get("changed_at")
+        return SeatCounter(
+            active=int(data.get("active", 0)),
+            version=int(data.get("version", 0)),
+            changed_at=datetime.fromisoformat(changed_at) if isinstance(changed_at, str) else None,
+        )
+
+    def caller_live_calls(self, slot: str) -> set[str]:
+        """The CallSids holding places among the live calls of `slot` (a caller's hash, or WITHHELD_SLOT)."""
+        response = self.client.get_item(TableName=self.table_name, Key=live_calls_key(slot), ConsistentRead=True)
+        live = deserialize_item(response.get("Item") or {}).get("live")
+        return {str(sid) for sid in live} if isinstance(live, set) else set()
+
+    def count_held_seats(self, days: Iterable[str]) -> int:
+        """How many calls that started on these UTC days hold a seat (admitted, not given back), by their records.
+        Read through the by-day index, which lags writes by a moment: see `correct_active_calls`."""
+        held = 0
+        for day in days:
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                IndexName=BY_DAY_INDEX,
+                KeyConditionExpression="gsi1pk = :day",
+                FilterExpression="attribute_exists(stream_token_expiry) AND attribute_not_exists(seat_released_at)",
+                ExpressionAttributeValues={":day": {"S": day_pk(day)}},
+                Select="COUNT",
+            ):
+                held += int(page.get("Count", 0))
+        return held
+
+    def correct_active_calls(self, counted: int, *, seen: SeatCounter) -> bool:
+        """Set the fleet counter to `counted` (the seats the records hold), unless a seat was taken or given back
+        since `seen` was read, which would make the count stale. True when the counter was corrected."""
+        condition = "version = :seen" if seen.version else "attribute_not_exists(version)"
+        values = serialize_item({":counted": counted, ":at": utc_now()})
+        if seen.version:
+            values[":seen"] = {"N": str(seen.version)}
+        return self._update_unless_condition_fails(
+            Key=COUNTER_KEY,
+            UpdateExpression="SET active = :counted, changed_at = :at",
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from callcore.aws import dynamodb_client
 from callcore.dynamo_types import deserialize, serialize
 from callcore.store.keys import KEY_ATTRIBUTES
+from callcore.store.retention import Retention
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,11 +93,14 @@ def failed_item(error: ClientError, index: int) -> Mapping[str, Any] | None:
 
 
 class TableAccess:
-    """The table a store module reads and writes, and its client."""
+    """The table a store module reads and writes, its client, and how long the items it writes are kept."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, *, retention: Retention | None = None
+    ) -> None:
         self.table_name = table_name
         self._client = client
+        self.retention = retention or Retention()
 
     @property
     def client(self) -> DynamoDBClient:

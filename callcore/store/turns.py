@@ -4,11 +4,12 @@ a crash loses at most the turn in flight; given a TTL once the transcript is saf
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callcore.models import TranscriptTurn
 from callcore.store.keys import TTL_ATTRIBUTE, TURN_SK_PREFIX, call_pk, turn_sk
+from callcore.store.retention import expires_at
 from callcore.store.table import TableAccess, model_fields_of, serialize_item
 
 
@@ -20,9 +21,18 @@ class Turns(TableAccess):
     """Store, list and expire a call's turns."""
 
     def put_turn(self, turn: TranscriptTurn) -> bool:
-        """Store a completed turn. Idempotent on (call, index): a repeat returns False and changes nothing."""
+        """Store a completed turn. Idempotent on (call, index): a repeat returns False and changes nothing.
+
+        Written with its TTL: a turn whose transcript never reaches S3 (the relay died, nobody recovered it) still
+        expires; `expire_turns` restarts the clock once the transcript is safe."""
         item = serialize_item(
-            {"pk": call_pk(turn.call_sid), "sk": turn_sk(turn.index), "entity": "turn", **turn.model_dump()}
+            {
+                "pk": call_pk(turn.call_sid),
+                "sk": turn_sk(turn.index),
+                "entity": "turn",
+                TTL_ATTRIBUTE: expires_at(turn.ended_at, timedelta(days=self.retention.turn_days)),
+                **turn.model_dump(),
+            }
         )
         return self._put_once(item, condition="attribute_not_exists(sk)")
 

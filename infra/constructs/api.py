@@ -3,6 +3,10 @@
 Twilio routes are open at API Gateway (Twilio cannot sign with SigV4); each handler checks X-Twilio-Signature, a
 missing header included (403 + the RejectedSignatures metric). Call-control routes (`/calls...`) need AWS_IAM
 (SigV4): the relay's task role may invoke exactly the transfer and hang-up routes.
+
+Each route has its own throttle (`Route.throttle`), and a WAF web ACL limits each IP address (`ApiFirewall`), so a
+flood on one route, or from one address, cannot starve Twilio's status callbacks. A 4xx answered to a status callback
+is counted (metric StatusCallback4xx, from the access log): Twilio does not retry it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from infra.constants import (
     API_THROTTLE_RATE_PER_SECOND,
     CALL_CONTROL_5XX_METRIC,
     ROUTES,
+    STATUS_CALLBACK_4XX_METRIC,
+    TWILIO_STATUS_PATH,
     Route,
     RouteAuth,
 )
+from infra.constructs.api_firewall import ApiFirewall
 from infra.constructs.functions import LambdaPackage
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
@@ -37,7 +44,7 @@ ACCESS_LOG_FORMAT = (
     '"httpMethod":"$context.httpMethod","resourcePath":"$context.resourcePath","status":$context.status,'
     '"responseLength":"$context.responseLength","latencyMs":"$context.responseLatency",'
     '"integrationLatencyMs":"$context.integrationLatency","integrationError":"$context.integrationErrorMessage",'
-    '"error":"$context.error.message","caller":"$context.identity.userArn"}'
+    '"error":"$context.error.message","waf":"$context.wafResponseCode","caller":"$context.identity.userArn"}'
 )
 
 
@@ -52,7 +59,9 @@ class Api(Construct):
         secrets: Secrets,
         environment: Mapping[str, str],
         metrics_namespace: str,
+        waf_requests_per_ip: int | None,
     ) -> None:
+        """`waf_requests_per_ip`: the WAF's per-IP limit (per 5 minutes); None leaves the WAF out."""
         super().__init__(scope, construct_id)
         self._metrics_namespace = metrics_namespace
         self._package = package
@@ -70,7 +79,23 @@ class Api(Construct):
             "RequestValidator", validate_request_parameters=True, validate_request_body=True
         )
         self.functions: dict[str, lambda_.Function] = {route.construct_id: self._build_route(route) for route in ROUTES}
-        self._build_call_control_5xx_metric()
+        self._build_access_log_metrics()
+        self.firewall: ApiFirewall | None = None
+        if waf_requests_per_ip is None:
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-APIG3",
+                "The deployment turned the WAF off (context apiWaf=false); every route keeps its own throttle and its "
+                "signature or SigV4 check.",
+            )
+        else:
+            self.firewall = ApiFirewall(
+                self,
+                "Firewall",
+                stage=self.rest_api.deployment_stage,
+                requests_per_ip=waf_requests_per_ip,
+                metric_prefix=metrics_namespace,
+            )
 
     @property
     def base_url(self) -> str:
@@ -98,6 +123,18 @@ class Api(Construct):
                 stage_name=API_STAGE,
                 throttling_rate_limit=API_THROTTLE_RATE_PER_SECOND,
                 throttling_burst_limit=API_THROTTLE_BURST,
+                # A method's settings replace the stage's, so each repeats the stage's logging and metrics choices.
+                method_options={
+                    f"{route.path}/{method}": apigateway.MethodDeploymentOptions(
+                        throttling_rate_limit=route.throttle.rate_per_second,
+                        throttling_burst_limit=route.throttle.burst,
+                        logging_level=apigateway.MethodLoggingLevel.ERROR,
+                        data_trace_enabled=False,
+                        metrics_enabled=False,
+                    )
+                    for route in ROUTES
+                    for method in route.methods
+                },
                 access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigateway.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
@@ -110,12 +147,6 @@ class Api(Construct):
         )
         acknowledge(
             rest_api,
-            "AwsSolutions-APIG3",
-            "Callers never reach the API: Twilio's servers and the relay do. Every Twilio request is signature-checked "
-            "in its handler and throttled at the stage; call control needs SigV4.",
-        )
-        acknowledge(
-            rest_api,
             "AwsSolutions-IAM4",
             "API Gateway's account-level logging role uses the AWS managed push-to-CloudWatch policy by design.",
             "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
@@ -123,11 +154,16 @@ class Api(Construct):
         return rest_api
 
     def _build_route(self, route: Route) -> lambda_.Function:
+        secrets = self._secrets.lambda_settings
+        environment = {**self._environment, **route.environment}
+        if route.mints_stream_tokens:
+            secrets = (*secrets, self._secrets.stream_token_secret)
+            environment["STREAM_TOKEN_SECRET_ARN"] = self._secrets.stream_token_secret.secret_arn
         statements = [
             *table_statements(self._storage.table, self._storage.key, route.table_actions),
-            # Every handler loads the Lambdas' one settings model, which needs all three (auth token, account SID,
-            # stream-token secret); none of them can read the OpenAI key.
-            secrets_statement(self._secrets.lambda_settings),
+            # What every handler's settings need (auth token, account SID, caller-hash secret), the stream-token
+            # secret only where tokens are minted; none of them can read the OpenAI key.
+            secrets_statement(secrets),
         ]
         bucket = self._storage.transcripts_bucket
         if route.writes_archive:
@@ -137,7 +173,7 @@ class Api(Construct):
             route.construct_id,
             handler=route.handler,
             description=route.description,
-            environment={**self._environment, **route.environment},
+            environment=environment,
             timeout=Duration.seconds(route.timeout_seconds),
             memory_mib=route.memory_mib,
             statements=statements,
@@ -179,7 +215,8 @@ class Api(Construct):
         acknowledge(added, "AwsSolutions-APIG4", reason)
         acknowledge(added, "AwsSolutions-COG4", reason)
 
-    def _build_call_control_5xx_metric(self) -> None:
+    def _build_access_log_metrics(self) -> None:
+        """Metrics counted from the access log (per-method API metrics would be billed as custom metrics)."""
         logs.MetricFilter(
             self,
             "CallControl5xxFilter",
@@ -189,6 +226,19 @@ class Api(Construct):
             filter_pattern=logs.FilterPattern.all(
                 logs.FilterPattern.string_value("$.resourcePath", "=", "/calls*"),
                 logs.FilterPattern.number_value("$.status", ">=", 500),
+            ),
+            metric_value="1",
+        )
+        logs.MetricFilter(
+            self,
+            "StatusCallback4xxFilter",
+            log_group=self.access_logs,
+            metric_namespace=self._metrics_namespace,
+            metric_name=STATUS_CALLBACK_4XX_METRIC,
+            filter_pattern=logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.resourcePath", "=", TWILIO_STATUS_PATH),
+                logs.FilterPattern.number_value("$.status", ">=", 400),
+                logs.FilterPattern.number_value("$.status", "<", 500),
             ),
             metric_value="1",
         )

@@ -23,6 +23,7 @@ from infra.constants import (
     CALL_CONTROL_5XX_METRIC,
     LAMBDA_METRIC_DIMENSION,
     RELAY_METRIC_DIMENSION,
+    STATUS_CALLBACK_4XX_METRIC,
 )
 from infra.constructs.api import Api
 from infra.constructs.relay import RelayService, active_calls_metric
@@ -31,7 +32,11 @@ from infra.settings import DeploySettings
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
+ONE_DAY = Duration.days(1)  # CloudWatch aligns day-long periods to UTC days
 MODEL_ERRORS_THRESHOLD = 3
+# A few refused status callbacks in 5 minutes: a signature problem (wrong auth token, a proxy rewriting the URL), a
+# throttle or the WAF blocking Twilio. One forged request now and then stays below it.
+STATUS_CALLBACK_4XX_THRESHOLD = 3
 WIDGET_WIDTH = 8
 
 
@@ -53,14 +58,26 @@ def relay_line(namespace: str, name: RelayMetric, statistic: str = cloudwatch.St
     return relay_metric(namespace, name, statistic, label=f"{name} ({statistic})")
 
 
-def lambda_metric(namespace: str, name: LambdaMetric) -> cloudwatch.Metric:
+def lambda_metric(namespace: str, name: LambdaMetric, *, labelled: bool = True) -> cloudwatch.Metric:
+    """A dashboard line (labelled) or an alarm's metric (unlabelled: a label turns it into a metric-math alarm)."""
     return cloudwatch.Metric(
         namespace=namespace,
         metric_name=name,
         dimensions_map=LAMBDA_METRIC_DIMENSION,
         statistic=cloudwatch.Stats.SUM,
         period=FIVE_MINUTES,
-        label=name,
+        label=name if labelled else None,
+    )
+
+
+def access_log_metric(namespace: str, name: str, *, labelled: bool = False) -> cloudwatch.Metric:
+    """A metric the API's access-log filters count (infra/constructs/api.py), summed per 5 minutes."""
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=name,
+        statistic=cloudwatch.Stats.SUM,
+        period=FIVE_MINUTES,
+        label=name if labelled else None,
     )
 
 
@@ -161,15 +178,33 @@ class Observability(Construct):
         )
         self._alarm(
             "CallControl5xx",
-            metric=cloudwatch.Metric(
-                namespace=self._namespace,
-                metric_name=CALL_CONTROL_5XX_METRIC,
-                statistic=cloudwatch.Stats.SUM,
-                period=FIVE_MINUTES,
-            ),
+            metric=access_log_metric(self._namespace, CALL_CONTROL_5XX_METRIC),
             threshold=1,
             description="The call-control routes (/calls, transfer, hang-up) answered 5xx: transfers or hang-ups "
             "requested by the relay are failing.",
+        )
+        self._alarm(
+            "StatusCallback4xx",
+            metric=access_log_metric(self._namespace, STATUS_CALLBACK_4XX_METRIC),
+            threshold=STATUS_CALLBACK_4XX_THRESHOLD,
+            description="Twilio's status callbacks are being refused (4xx: bad signature, throttled, WAF-blocked). "
+            "Twilio does not retry them: the sweep recovers those calls from Twilio's REST API, later.",
+        )
+        self._alarm(
+            "SeatDrift",
+            metric=lambda_metric(self._namespace, LambdaMetric.SEAT_DRIFT, labelled=False),
+            threshold=1,
+            description="The agent seat counter disagreed with the call records and the sweep corrected it: a seat "
+            "moved outside a call's transaction (a hand edit, a deleted record). Look at the sweep's log.",
+        )
+        budget = self._settings.daily_cost_budget_usd
+        self._alarm(
+            "DailyCost",
+            metric=relay_metric(self._namespace, RelayMetric.CALL_COST).with_(period=ONE_DAY),
+            threshold=budget,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=f"The calls' estimated model cost today (UTC) is above USD {budget} (context "
+            "dailyCostBudgetUsd): unusual traffic or an abuser; see the Calls and cost widgets.",
         )
         self._alarm(
             "NoHealthyRelay",
@@ -267,6 +302,9 @@ class Observability(Construct):
                 [
                     lambda_metric(self._namespace, LambdaMetric.TRANSCRIPTS_RECOVERED),
                     lambda_metric(self._namespace, LambdaMetric.CALLS_SWEPT),
+                    lambda_metric(self._namespace, LambdaMetric.CALLS_RECONCILED),
+                    lambda_metric(self._namespace, LambdaMetric.SEAT_DRIFT),
+                    lambda_metric(self._namespace, LambdaMetric.NUMBERS_REDACTED),
                 ],
             ),
             self._graph(
@@ -274,6 +312,8 @@ class Observability(Construct):
                 [
                     relay_line(self._namespace, RelayMetric.REJECTED_STREAMS),
                     lambda_metric(self._namespace, LambdaMetric.REJECTED_SIGNATURES),
+                    lambda_metric(self._namespace, LambdaMetric.CALLS_OVER_CALLER_LIMIT),
+                    access_log_metric(self._namespace, STATUS_CALLBACK_4XX_METRIC, labelled=True),
                 ],
             ),
             self._graph(

@@ -25,6 +25,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from callcore.metric_names import RelayMetric
+from callcore.store import FLEET_PK, PARTITION_KEY, SORT_KEY
 from infra.bundling import REPO_ROOT
 from infra.constants import (
     RELAY_CALL_CONTROL_ROUTES,
@@ -45,9 +46,15 @@ from infra.nag import acknowledge, resource_finding
 from infra.policies import acknowledge_archive_objects, archive_statements, table_statements
 from infra.settings import Architecture, DeploySettings
 
-# The relay records calls, turns and bookings, counts nothing itself (the Lambdas own the fleet counter) and reads
-# back turns and bookings.
+# The relay records calls, turns, bookings and caller profiles and reads them back: items whose partition key is one of
+# these (`dynamodb:LeadingKeys`), nothing else of the table. The relay faces the internet; it must not be able to
+# rewrite the fleet's health mark or another table's worth of items.
 RELAY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
+RELAY_PARTITIONS = tuple(f"{prefix}#*" for prefix in ("CALL", "CALLER", "BOOKING"))
+# In the fleet's partition it only updates, and only these attributes: its heartbeat (`at`, `task_id`) and the
+# seat counter (`active`, `version`, `changed_at`), which a seat given back at the end of a stream moves. Never the
+# health mark (`healthy`, `until`), and no ReturnValues that would read other attributes.
+RELAY_FLEET_ATTRIBUTES = (PARTITION_KEY, SORT_KEY, "at", "task_id", "active", "version", "changed_at")
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 # Scale-in is slow on purpose: a task only leaves once idle anyway, and calls arrive in bursts.
 SCALE_IN_COOLDOWN = Duration.minutes(5)
@@ -107,7 +114,7 @@ class RelayService(Construct):
             description="Relay tasks: call records, transcripts, own scale-in protection, transfer/hang-up API",
         )
         for statement in (
-            *table_statements(storage.table, storage.key, RELAY_TABLE_ACTIONS),
+            *self._table_statements(storage),
             *archive_statements(storage.transcripts_bucket, storage.key, read=False),
         ):
             role.add_to_policy(statement)
@@ -141,6 +148,24 @@ class RelayService(Construct):
         acknowledge_archive_objects(role, storage.transcripts_bucket)
         return role
 
+    @staticmethod
+    def _table_statements(storage: Storage) -> list[iam.PolicyStatement]:
+        call_items, key = table_statements(storage.table, storage.key, RELAY_TABLE_ACTIONS)
+        call_items.add_condition("ForAllValues:StringLike", {"dynamodb:LeadingKeys": list(RELAY_PARTITIONS)})
+        fleet = iam.PolicyStatement(
+            sid="FleetHeartbeatAndSeats",
+            actions=["dynamodb:UpdateItem"],
+            resources=[storage.table.table_arn],
+            conditions={
+                "ForAllValues:StringEquals": {
+                    "dynamodb:LeadingKeys": [FLEET_PK],
+                    "dynamodb:Attributes": list(RELAY_FLEET_ATTRIBUTES),
+                },
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+            },
+        )
+        return [call_items, fleet, key]
+
     def _build_task_definition(self, secrets: Secrets, environment: Mapping[str, str]) -> ecs.FargateTaskDefinition:
         settings = self._settings
         arm = settings.architecture is Architecture.ARM64
@@ -171,6 +196,7 @@ class RelayService(Construct):
                 "OPENAI_API_KEY": ecs.Secret.from_secrets_manager(secrets.openai_api_key),
                 "TWILIO_AUTH_TOKEN": ecs.Secret.from_secrets_manager(secrets.twilio_auth_token),
                 "STREAM_TOKEN_SECRET": ecs.Secret.from_secrets_manager(secrets.stream_token_secret),
+                "CALLER_HASH_SECRET": ecs.Secret.from_secrets_manager(secrets.caller_hash_secret),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix=RELAY_CONTAINER_NAME, log_group=self.log_group),
             # SIGTERM -> SIGKILL: the Fargate maximum; the relay drains for DRAIN_TIMEOUT_SECONDS, a little less.
@@ -187,7 +213,7 @@ class RelayService(Construct):
         acknowledge(
             task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds non-secret settings only (URLs, table and bucket names, limits); the three "
+            "The environment holds non-secret settings only (URLs, table and bucket names, limits); the four "
             "secrets are injected from Secrets Manager.",
         )
         if task_definition.execution_role is not None:

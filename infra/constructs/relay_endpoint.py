@@ -1,12 +1,15 @@
 """The relay's public `wss://` endpoint: an Application Load Balancer, reached in one of two ways.
 
 * Custom domain (context `domainName`, `hostedZoneId`, `hostedZoneName`): an ACM certificate validated in the hosted
-  zone, an HTTPS listener on the load balancer, a Route 53 alias. TLS ends at the balancer with a TLS 1.2+ policy.
-* Out of the box (no domain): CloudFront in front of the load balancer gives a `wss://<id>.cloudfront.net` address
-  with AWS's certificate. The balancer accepts only CloudFront's origin-facing addresses (the region's managed prefix
-  list) and only requests carrying a secret header that CloudFront adds, so nobody can bypass the distribution.
-  The CloudFront -> balancer leg is HTTP: the balancer has no certificate without a domain. It carries only what the
-  Twilio stream carries, over AWS's edge network; use the custom-domain mode for TLS end to end.
+  zone, an HTTPS listener on an internet-facing load balancer, a Route 53 alias. TLS ends at the balancer with a
+  TLS 1.2+ policy; Twilio connects to it directly.
+* Out of the box (no domain): CloudFront gives a `wss://<id>.cloudfront.net` address with AWS's certificate, and
+  reaches the load balancer through a CloudFront VPC origin: the balancer is internal (private subnets, no public
+  address), so nothing on the internet can reach it, and the CloudFront -> balancer leg (audio, stream token, origin
+  header) runs inside AWS's network, never over the internet. VPC origins carry WebSockets since May 2026. TLS to
+  the origin was the alternative; it needs a certificate for a name the deployment owns, which this mode has none of
+  (infra/DEPLOY.md, "Transport"). The balancer still admits only CloudFront's origin-facing addresses and requests
+  carrying the secret header CloudFront adds (defence in depth: another distribution in the account cannot use it).
 
 Either way the balancer holds WebSockets for a whole call: idle timeout at its maximum, deregistration delay longer
 than the longest call, health check on the relay's `/healthz` (503 while the task warms up or drains; timings in
@@ -73,7 +76,8 @@ class RelayEndpoint(Construct):
         self.security_group.add_egress_rule(
             ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(RELAY_PORT), "Relay tasks in this VPC only"
         )
-        self.load_balancer = self._build_load_balancer(vpc, access_logs_bucket)
+        # Internet-facing only when Twilio connects to it directly (custom domain); behind CloudFront it is internal.
+        self.load_balancer = self._build_load_balancer(vpc, access_logs_bucket, internet_facing=settings.custom_domain)
         self.target_group = self._build_target_group(vpc, settings)
         self.distribution: cloudfront.Distribution | None = None
         if settings.domain_name and settings.hosted_zone_id and settings.hosted_zone_name:
@@ -86,13 +90,17 @@ class RelayEndpoint(Construct):
         self.health_url = f"https://{self.public_host}{RELAY_HEALTH_PATH}"
 
     # ---- shared by both modes ----------------------------------------------------------------------------------------
-    def _build_load_balancer(self, vpc: ec2.IVpc, access_logs_bucket: s3.IBucket) -> elbv2.ApplicationLoadBalancer:
+    def _build_load_balancer(
+        self, vpc: ec2.IVpc, access_logs_bucket: s3.IBucket, *, internet_facing: bool
+    ) -> elbv2.ApplicationLoadBalancer:
         load_balancer = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
             vpc=vpc,
-            internet_facing=True,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            internet_facing=internet_facing,
+            vpc_subnets=ec2.SubnetSelection(
+                subnet_type=ec2.SubnetType.PUBLIC if internet_facing else ec2.SubnetType.PRIVATE_WITH_EGRESS
+            ),
             security_group=self.security_group,
             # A WebSocket the balancer considers idle is cut; a call on hold sends little. Use the maximum.
             idle_timeout=Duration.seconds(ALB_IDLE_TIMEOUT_SECONDS),
@@ -181,6 +189,8 @@ class RelayEndpoint(Construct):
         origin_secret_value = origin_secret.secret_value.unsafe_unwrap()
 
         prefix_list_id = settings.cloudfront_prefix_list_id or self._lookup_cloudfront_prefix_list()
+        # A VPC origin's traffic comes from CloudFront's origin-facing addresses, through its network interfaces in
+        # this VPC; nothing else may connect, even from inside the VPC.
         self.security_group.add_ingress_rule(
             ec2.Peer.prefix_list(prefix_list_id), ec2.Port.tcp(80), "CloudFront origin-facing addresses only"
         )
@@ -205,9 +215,10 @@ class RelayEndpoint(Construct):
             comment="Relay wss:// endpoint for Twilio media streams",
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.LoadBalancerV2Origin(
+                origin=origins.VpcOrigin.with_application_load_balancer(
                     self.load_balancer,
                     protocol_policy=cloudfront.OriginProtocolPolicy.HTTP_ONLY,
+                    http_port=80,
                     custom_headers={ORIGIN_VERIFY_HEADER: origin_secret_value},
                     read_timeout=Duration.seconds(CLOUDFRONT_ORIGIN_READ_TIMEOUT_SECONDS),
                 ),
@@ -246,8 +257,8 @@ class RelayEndpoint(Construct):
         acknowledge(
             distribution,
             "AwsSolutions-CFR5",
-            "The origin is the load balancer over HTTP (it has no certificate without a domain); see the module "
-            "docstring. No SSLv3 is involved.",
+            "The origin is an internal load balancer reached through a CloudFront VPC origin, inside AWS's network; "
+            "it has no certificate without a domain (module docstring). No SSLv3 is involved.",
         )
         return distribution
 

@@ -3,6 +3,11 @@
 The table's key names, index and TTL attribute come from `callcore.store`, the module that reads and writes them,
 so the schema has exactly one definition. Both stores are encrypted with the stack's customer managed key and are
 retained when the stack is deleted: call records and transcripts are the business's data.
+
+Nothing personal is kept for ever: the table deletes each item its TTL attribute says (the Lambdas and the relay write
+it from the `*RetentionDays` context keys), and the bucket expires transcripts, call summaries and recordings by
+prefix. The bucket is versioned (an overwrite or a delete keeps the old version), so an expired object's last version
+is deleted NONCURRENT_VERSIONS_EXPIRE_DAYS later.
 """
 
 from __future__ import annotations
@@ -21,17 +26,20 @@ from callcore.store import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+from callcore.transcripts import CALLS_PREFIX, RECORDINGS_PREFIX, TRANSCRIPTS_PREFIX
 from infra.constants import (
     ACCESS_LOGS_EXPIRE_DAYS,
     NONCURRENT_VERSIONS_EXPIRE_DAYS,
     TRANSCRIPTS_GLACIER_AFTER_DAYS,
     TRANSCRIPTS_IA_AFTER_DAYS,
 )
+from infra.settings import DeploySettings
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings) -> None:
         super().__init__(scope, construct_id)
+        self._settings = settings
         self.key = self._build_key()
         self.access_logs_bucket = self._build_access_logs_bucket()
         self.table = self._build_table()
@@ -104,22 +112,38 @@ class Storage(Construct):
             versioned=True,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="s3/transcripts/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="cheaper-storage-as-transcripts-age",
-                    transitions=[
-                        s3.Transition(
-                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                            transition_after=Duration.days(TRANSCRIPTS_IA_AFTER_DAYS),
-                        ),
-                        s3.Transition(
-                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                            transition_after=Duration.days(TRANSCRIPTS_GLACIER_AFTER_DAYS),
-                        ),
-                    ],
-                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSIONS_EXPIRE_DAYS),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
+            lifecycle_rules=self._transcripts_lifecycle(),
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+    def _transcripts_lifecycle(self) -> list[s3.LifecycleRule]:
+        """Cheaper storage as objects age (only the steps before they expire), then expiry by prefix, then the last
+        (noncurrent) versions and the delete markers left behind."""
+        keep_transcripts = self._settings.transcript_retention_days
+        steps = [
+            (s3.StorageClass.INFREQUENT_ACCESS, TRANSCRIPTS_IA_AFTER_DAYS),
+            (s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, TRANSCRIPTS_GLACIER_AFTER_DAYS),
+        ]
+        transitions = [
+            s3.Transition(storage_class=storage_class, transition_after=Duration.days(days))
+            for storage_class, days in steps
+            if days < keep_transcripts
+        ]
+        expiring = (
+            ("expire-transcripts", TRANSCRIPTS_PREFIX, keep_transcripts),
+            ("expire-call-summaries", CALLS_PREFIX, keep_transcripts),
+            ("expire-recordings", RECORDINGS_PREFIX, self._settings.recording_retention_days),
+        )
+        return [
+            s3.LifecycleRule(
+                id="cheaper-storage-as-transcripts-age",
+                transitions=transitions or None,
+                noncurrent_version_expiration=Duration.days(NONCURRENT_VERSIONS_EXPIRE_DAYS),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            ),
+            *(
+                s3.LifecycleRule(id=rule_id, prefix=f"{prefix}/", expiration=Duration.days(days))
+                for rule_id, prefix, days in expiring
+            ),
+            s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),
+        ]

@@ -1,6 +1,7 @@
-"""The end-of-call sweep (`lambdas.handlers.sweep`): a scheduled Lambda that finishes ended calls whose end-of-call
-work failed (agent seat, outcome, transcript recovery, summary). Without it such a call keeps its seat, and the
-fleet's capacity shrinks one failed finish at a time."""
+"""The sweep (`lambdas.handlers.sweep`): a scheduled Lambda that finishes ended calls whose end-of-call work failed
+(agent seat, outcome, transcript recovery, summary), asks Twilio's REST API about calls whose final status callback
+was lost, corrects the agent seat counter from the records, and masks the numbers of finished calls. Without it a
+lost message keeps a seat taken, and the fleet's capacity shrinks one lost message at a time."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from infra.policies import acknowledge_archive_objects, archive_statements, secr
 
 SWEEP_HANDLER = "lambdas.handlers.sweep.handler"
 SWEEP_INTERVAL = Duration.minutes(5)
-# Finishing a call is a few DynamoDB and S3 requests; a sweep after an outage may have a backlog of them.
+# Finishing a call is a few DynamoDB and S3 requests (and a Twilio REST request for a lost callback); a sweep after
+# an outage may have a backlog of them. The seat recount may wait up to 15 s for seats to stop moving.
 SWEEP_TIMEOUT = Duration.minutes(2)
 
 
@@ -41,12 +43,13 @@ class EndOfCallSweep(Construct):
             self,
             "Function",
             handler=SWEEP_HANDLER,
-            description="Every 5 minutes: finishes ended calls whose end-of-call work failed",
+            description="Every 5 minutes: finishes ended calls, reconciles lost callbacks and seats, masks numbers",
             environment=environment,
             timeout=SWEEP_TIMEOUT,
             memory_mib=512,
             statements=[
-                # Lists the last two days' calls through the by-day index, then the status route's own work.
+                # Lists the last two days' calls through the by-day index, then the status route's own work; Twilio's
+                # REST API is reached with the account's credentials from the settings secrets.
                 *table_statements(storage.table, storage.key, TABLE_UPDATE_AND_QUERY, include_by_day_index=True),
                 *archive_statements(bucket, storage.key, read=True),
                 secrets_statement(secrets.lambda_settings),

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.api import json_response, new_app, parse_model
 from lambdas.logic.call_status import apply_call_status
@@ -28,7 +27,7 @@ def call_status() -> Response[str]:
     applied = apply_call_status(
         callback,
         settings=settings,
-        store=CallStore(settings.calls_table),
+        store=settings.call_store(),
         archive=TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key),
     )
     # 200 either way: a duplicate or late callback is not an error Twilio should retry or report.

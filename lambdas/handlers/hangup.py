@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import call_sid_from_path, json_response, new_app, parse_json_body
 from lambdas.logic.call_control import hang_up_call
 from lambdas.models import HangupRequest
@@ -24,7 +23,7 @@ def hangup(callSid: str) -> Response[str]:
     settings = load_settings()
     call_sid = call_sid_from_path(callSid)
     request = parse_json_body(app.current_event.body, HangupRequest)
-    result = hang_up_call(call_sid, request, store=CallStore(settings.calls_table), calls=twilio_calls(settings))
+    result = hang_up_call(call_sid, request, store=settings.call_store(), calls=twilio_calls(settings))
     return json_response(HTTPStatus.OK, result.to_json())
 
 

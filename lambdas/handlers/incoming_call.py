@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callcore.models import CallDirection
-from callcore.store import CallStore
 from lambdas.api import new_app, parse_model, twiml_response
 from lambdas.errors import BadRequest
 from lambdas.logic.incoming_call import answer_call
@@ -36,6 +35,7 @@ def _direction(query: dict[str, str] | None) -> CallDirection:
 @app.post(INCOMING_PATH)
 def incoming_call() -> Response[str]:
     settings = load_settings()
+    settings.token_secret()  # this function mints stream tokens: without the secret it must fail, naming it, at once
     event = app.current_event
     params = verify_twilio_request(event, settings)
     direction = _direction(event.query_string_parameters)
@@ -44,7 +44,7 @@ def incoming_call() -> Response[str]:
         webhook,
         direction,
         settings=settings,
-        store=CallStore(settings.calls_table),
+        store=settings.call_store(),
         api_base_url=api_base_url(event, settings),
     )
     return twiml_response(xml)

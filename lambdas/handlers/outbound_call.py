@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import idempotency_key_from, json_response, new_app, parse_json_body
 from lambdas.logic.outbound_call import IDEMPOTENCY_HEADER, place_outbound_call
 from lambdas.models import OutboundCallRequest
@@ -30,7 +29,7 @@ def outbound_call() -> Response[str]:
     result = place_outbound_call(
         request,
         settings=settings,
-        store=CallStore(settings.calls_table),
+        store=settings.call_store(),
         calls=twilio_calls(settings),
         api_base_url=api_base_url(event, settings),
         idempotency_key=idempotency_key,

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import json_response, new_app, parse_model
 from lambdas.logic.stream_status import record_stream_event
 from lambdas.models import StreamStatusCallback
@@ -24,7 +23,7 @@ def stream_status() -> Response[str]:
     settings = load_settings()
     params = verify_twilio_request(app.current_event, settings)
     callback = parse_model(StreamStatusCallback, params)
-    recorded = record_stream_event(callback, store=CallStore(settings.calls_table))
+    recorded = record_stream_event(callback, store=settings.call_store())
     return json_response(HTTPStatus.OK, {"recorded": recorded})
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import call_sid_from_path, json_response, new_app, parse_json_body
 from lambdas.logic.call_control import transfer_call
 from lambdas.models import TransferRequest
@@ -31,7 +30,7 @@ def transfer(callSid: str) -> Response[str]:
         call_sid,
         request,
         settings=settings,
-        store=CallStore(settings.calls_table),
+        store=settings.call_store(),
         calls=twilio_calls(settings),
         api_base_url=api_base_url(event, settings),
     )

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callcore.store import CallStore
 from lambdas.api import new_app, parse_model, twiml_response
 from lambdas.logic.whisper import whisper_for
 from lambdas.models import WhisperQuery
@@ -25,7 +24,7 @@ def whisper() -> Response[str]:
     event = app.current_event
     verify_twilio_request(event, settings)
     query = parse_model(WhisperQuery, dict(event.query_string_parameters or {}))
-    return twiml_response(whisper_for(query, store=CallStore(settings.calls_table)))
+    return twiml_response(whisper_for(query, store=settings.call_store()))
 
 
 @observed

@@ -1,8 +1,8 @@
 """Whether the agent takes one more call, and the TwiML that answers a call once that is decided.
 
-The decision is stored on the call record (a stream token expiry = admitted to the agent; outcome overflow_to_human
-or voicemail otherwise), so every later answer for the same call, a retried webhook above all, is rebuilt from the
-record and is byte-identical to the first one.
+The decision is stored on the call record (a stream token expiry = admitted to the agent; outcome overflow_to_human,
+caller_limit or voicemail otherwise), so every later answer for the same call, a retried webhook above all, is
+rebuilt from the record and is byte-identical to the first one.
 """
 
 from __future__ import annotations
@@ -33,21 +33,22 @@ def is_decided(record: CallRecord) -> bool:
     return record.stream_token_expiry is not None or record.outcome in {
         CallOutcome.OVERFLOW_TO_HUMAN,
         CallOutcome.VOICEMAIL,
+        CallOutcome.CALLER_LIMIT,
     }
 
 
 def twiml_for(record: CallRecord, *, settings: LambdaSettings, api_base_url: str) -> str:
     """The answer a decided call gets. Deterministic: same record and settings, same bytes."""
     if record.stream_token_expiry is not None:
-        token = stream_token.issue(
-            settings.stream_token_secret.get_secret_value(), record.call_sid, expiry=record.stream_token_expiry
-        )
+        token = stream_token.issue(settings.token_secret(), record.call_sid, expiry=record.stream_token_expiry)
         return twiml.connect_to_agent(
             relay_url=settings.relay_public_url,
             token=token,
             stream_status_url=f"{api_base_url}{STREAM_STATUS_PATH}",
             human_number=settings.human_transfer_number,
         )
+    if record.outcome is CallOutcome.CALLER_LIMIT:
+        return twiml.reject_busy()
     if record.outcome is CallOutcome.VOICEMAIL:
         leave_message = settings.answering_machine_detection is AnsweringMachineDetection.MESSAGE
         return twiml.voicemail(settings.voicemail_message if leave_message else None)

@@ -1,10 +1,16 @@
 """Answer the voice webhook: admit the call to the agent (`<Connect><Stream>` + token) or send it to the human line.
 
 Inbound calls: the record is created here already carrying the decision. Admission is one DynamoDB transaction (put
-the record if absent + take a seat if `active < MAX_CONCURRENT_CALLS`), so two calls cannot both take the last seat
-and a record can never exist without the seat it was admitted with. When no seat is free the record is created as an
-overflow (no seat) and the caller is routed to the human line. A retried webhook finds the record (CallAlreadyExists)
-and gets the same TwiML; the counter moved once, with the first.
+the record if absent + take a seat if `active < MAX_CONCURRENT_CALLS` + take a place among the caller's live calls if
+they have fewer than MAX_LIVE_CALLS_PER_CALLER, or, for withheld numbers, all of which share one place count, fewer
+than MAX_LIVE_WITHHELD_CALLS), so two calls cannot both take the last seat or the caller's last place, and a record can
+never exist without the seat it was admitted with. When no seat is free the record is created as an overflow (no
+seat) and the caller is routed to the human line; a caller over their limit is answered busy (`<Reject>`). A retried
+webhook finds the record (CallAlreadyExists) and gets the same TwiML; the counters moved once, with the first.
+
+The record keeps the caller's number, its keyed hash (the caller's profile and live calls are keyed by it, and it
+outlives the number: see the sweep) and Twilio's StirVerstat, which decides whether the relay may use the caller's
+history.
 
 Outbound calls (POST /calls created the record; Twilio fetches this URL with `?direction=outbound` when the callee
 answers, the first moment the CallSid can be bound into a token): the stream token expiry and the seat are written in
@@ -16,8 +22,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from callcore.models import CallDirection, CallOutcome, CallRecord, CallStatus
+from callcore.masking import caller_hash
+from callcore.models import CallDirection, CallOutcome, CallRecord, CallStatus, is_withheld_number
 from callcore.store import CallAlreadyExists, CallStore, SeatResult
+from callcore.store.seats import WITHHELD_SLOT
 from lambdas.logic.admission import agent_available, is_decided, twiml_for
 from lambdas.models import VoiceWebhook
 from lambdas.observability import Metric, bind_call, count, logger
@@ -48,6 +56,8 @@ def _token_expiry(settings: LambdaSettings, clock: Clock) -> int:
 
 
 def _answer_inbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: CallStore, clock: Clock) -> CallRecord:
+    withheld = is_withheld_number(webhook.from_number)
+    hashed = None if withheld else caller_hash(settings.caller_hash_key, webhook.from_number)
     record = CallRecord(
         call_sid=webhook.call_sid,
         account_sid=webhook.account_sid,
@@ -56,18 +66,34 @@ def _answer_inbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: C
         to_number=webhook.to_number,
         status=CallStatus.RINGING,
         stream_token_expiry=_token_expiry(settings, clock),
+        caller_hash=hashed,
+        caller_slot=hashed or WITHHELD_SLOT,
+        stir_verstat=webhook.stir_verstat,
     )
+    caller_limit = settings.max_live_withheld_calls if withheld else settings.max_live_calls_per_caller
+    unseated = {"stream_token_expiry": None, "caller_slot": None}
     try:
-        if agent_available(settings, store) and store.admit_call(record, max_active=settings.max_concurrent_calls):
+        seated = SeatResult.FULL
+        if agent_available(settings, store):
+            seated = (
+                store.admit_call(record, max_active=settings.max_concurrent_calls, max_caller_live=caller_limit)
+                if caller_limit > 0
+                else SeatResult.CALLER_LIMIT
+            )
+        if seated is SeatResult.TAKEN:
             _count_admitted(record)
             return record
-        overflow = record.model_copy(update={"stream_token_expiry": None, "outcome": CallOutcome.OVERFLOW_TO_HUMAN})
-        store.create_call(overflow)
+        outcome = CallOutcome.CALLER_LIMIT if seated is SeatResult.CALLER_LIMIT else CallOutcome.OVERFLOW_TO_HUMAN
+        unanswered = store.create_call(record.model_copy(update={**unseated, "outcome": outcome}))
     except CallAlreadyExists as exists:
         logger.info("retried webhook: answering as the first time")
         return exists.existing
-    _count_overflow(overflow)
-    return overflow
+    if outcome is CallOutcome.CALLER_LIMIT:
+        count(Metric.CALLS_OVER_CALLER_LIMIT)
+        logger.warning("caller over their live-call limit: answered busy", extra={"withheld": withheld})
+    else:
+        _count_overflow(unanswered)
+    return unanswered
 
 
 def _answer_outbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: CallStore, clock: Clock) -> CallRecord:
@@ -83,6 +109,7 @@ def _answer_outbound(webhook: VoiceWebhook, *, settings: LambdaSettings, store: 
                     from_number=webhook.from_number,
                     to_number=webhook.to_number,
                     status=CallStatus.IN_PROGRESS,
+                    caller_hash=caller_hash(settings.caller_hash_key, webhook.to_number),
                 )
             )
         except CallAlreadyExists as exists:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 
-from callcore.masking import mask_phone
+from callcore.masking import caller_hash, mask_phone
 from callcore.models import CallDirection, CallRecord, CallStatus, utc_now
 from callcore.store import CallAlreadyExists, CallStore, IdempotencyState
 from lambdas.errors import ApiError, Conflict, InProgress, ServiceUnavailable, Unprocessable
@@ -144,6 +144,7 @@ def _place(
         to_number=request.to,
         status=CallStatus.QUEUED,
         context=request.context,
+        caller_hash=caller_hash(settings.caller_hash_key, request.to),
     )
     try:
         store.create_call(record)

@@ -100,7 +100,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
-    app[STORE] = store or CallStore(settings.calls_table)
+    app[STORE] = store or settings.call_store()
     app[ARCHIVE] = archive or TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key)
     app[TOOLS] = tools or ToolRegistry.default(settings)
     app[METRICS] = metrics or RelayMetrics(settings.metrics_namespace)

@@ -127,6 +127,7 @@ class CallSession:
             archive=deps.archive,
             prices=settings.prices,
             turn_retention_days=settings.turn_retention_days,
+            mask_caller_digits=settings.mask_caller_digits,
         )
         self.memory = ConversationMemory()
         self.link = ModelLink(
@@ -245,8 +246,8 @@ class CallSession:
     # ---- the caller's history ----------------------------------------------------------------------------------
 
     async def _load_caller_history(self) -> None:
-        if not self._callers.tracks(self.caller_number):
-            return
+        if not self._callers.tracks(self.caller_number) or not self._record.caller_id_verified:
+            return  # a withheld or unattested number says nothing about who is calling: no history
         try:
             profile = await asyncio.to_thread(self._callers.get, self.caller_number)
         except Exception as error:
@@ -265,6 +266,8 @@ class CallSession:
         return render_instructions(settings, self._record, greeting=self._greeting_text, history=self._history)
 
     async def _count_caller_call(self, outcome: CallOutcome) -> None:
+        if not self._record.caller_id_verified:
+            return  # whoever spoofs a number must not write into its owner's profile either
         try:
             await asyncio.to_thread(
                 self._callers.record_call,

@@ -1,5 +1,9 @@
 """The system prompt: the template in RELAY_PROMPT_FILE, filled with the call's own context (local time, whether the
-business is open, direction, whether the caller is known, what the agent already said)."""
+business is open, direction, whether the caller is known, what the agent already said).
+
+Whether the caller is known comes from their profile only when the number is trustworthy (`CallRecord.
+caller_id_verified`: an outbound call, or an inbound one the carrier fully attested); the relay does not even read the
+profile otherwise. It says how often they called and when, never a name."""
 
 from __future__ import annotations
 
@@ -41,12 +45,9 @@ def describe_history(history: CallerHistory, settings: RelaySettings) -> str | N
         return None
     calls = "1 previous call" if history.call_count == 1 else f"{history.call_count} previous calls"
     last = history.last_call_at.astimezone(settings.timezone).strftime("%Y-%m-%d")
-    text = f"returning caller, {calls}, last on {last}"
-    if history.booking_name:
-        # The caller dictated this name to the agent: quoted and flattened so it cannot read as an instruction.
-        name = " ".join(history.booking_name.replace('"', "'").split())[:100]
-        text += f', name on their last booking: "{name}" (confirm it before using it)'
-    return text
+    # Never the name on their last booking: whoever holds the phone (or spoofs the number) is not necessarily that
+    # person, and a model told a name will say it. The caller gives their name when it is needed.
+    return f"returning caller, {calls}, last on {last}"
 
 
 def render_instructions(

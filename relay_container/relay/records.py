@@ -1,5 +1,9 @@
 """The call's records: each transcript turn written to the store as it completes (so a crash loses at most the turn
-in flight), and at the end the transcript and summary in S3 and the call record's outcome, latencies, usage and cost.
+in flight), and at the end the agent seat given back, the transcript and summary in S3 and the call record's outcome,
+latencies, usage and cost.
+
+What is stored of the caller's turns has every run of three or more digits masked (MASK_CALLER_DIGITS): callers read
+out card numbers and codes. The live conversation, and the turns a new model session is re-seeded with, keep them.
 
 Every store/archive call runs in a thread (`asyncio.to_thread`): boto3 is blocking and the event loop carries
 every call's audio.
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from callcore.masking import mask_phone
+from callcore.masking import mask_phone, mask_spoken_numbers
 from callcore.models import (
     CallLatencies,
     CallOutcome,
@@ -64,8 +68,10 @@ class CallRecorder:
         archive: TranscriptArchive,
         prices: ModelPrices,
         turn_retention_days: int,
+        mask_caller_digits: bool = True,
     ) -> None:
         self.record = record
+        self._mask_caller_digits = mask_caller_digits
         self._store = store
         self._archive = archive
         self._prices = prices
@@ -134,9 +140,15 @@ class CallRecorder:
         )
         self._next_index += 1
         self.turns.append(turn)
-        task = asyncio.create_task(self._put(turn))
+        task = asyncio.create_task(self._put(self._stored(turn)))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    def _stored(self, turn: TranscriptTurn) -> TranscriptTurn:
+        """A turn as DynamoDB and S3 keep it: the caller's digits masked unless MASK_CALLER_DIGITS is off."""
+        if self._mask_caller_digits and turn.role is TurnRole.CALLER:
+            return turn.model_copy(update={"text": mask_spoken_numbers(turn.text)})
+        return turn
 
     async def _put(self, turn: TranscriptTurn) -> None:
         try:
@@ -148,7 +160,9 @@ class CallRecorder:
     # ---- at the end --------------------------------------------------------------------------------------------
 
     async def finish(self, outcome: CallOutcome) -> CallRecord | None:
-        """Flush turns, update the call record, write transcript + summary to S3, then expire the turn items."""
+        """Give back the seat, flush turns, update the call record, write transcript + summary to S3, then expire the
+        turn items."""
+        await self._give_back_seat()
         if self._pending_tools:
             self.agent_turn("", started_at=utc_now(), item_id=None)
         if self._writes:
@@ -172,13 +186,25 @@ class CallRecorder:
             log.exception("could not finish the records of call %s", self.record.call_sid)
             return None
 
+    async def _give_back_seat(self) -> None:
+        """The stream has ended: the agent's seat is free now, not when Twilio's final status callback arrives (it may
+        never arrive). Once per call, whoever comes first (`CallStore.release_seat`): after a transfer the transfer
+        endpoint already gave it back and this changes nothing. A failure leaves it to that callback or the sweep."""
+        try:
+            released = await asyncio.to_thread(self._store.release_seat, self.record.call_sid)
+        except Exception:
+            log.exception("could not give back the seat of call %s", self.record.call_sid)
+            return
+        if released:
+            log.info("call %s gave back its agent seat", self.record.call_sid)
+
     def _finish_sync(self, changes: dict[str, Any]) -> CallRecord:
         call_sid = self.record.call_sid
         record = self._store.update_call(call_sid, changes, only_if_unset=("outcome",))
         # The store's turns are the durable copy; the in-memory ones cover any write that failed.
         stored = {turn.index: turn for turn in self._store.list_turns(call_sid)}
         for turn in self.turns:
-            stored.setdefault(turn.index, turn)
+            stored.setdefault(turn.index, self._stored(turn))
         turns = [stored[i] for i in sorted(stored)]
         key = self._archive.write_transcript(record, turns)
         record = self._store.update_call(call_sid, {"transcript_key": key})

@@ -1,13 +1,12 @@
 """The relay's settings: every environment variable it reads, validated once at start-up (`python -m relay`).
 
 Each field's alias is its environment name; the README's settings table is generated from these descriptions.
-Secrets (`OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN`, `STREAM_TOKEN_SECRET`) come from `NAME` locally or from Secrets
-Manager through `NAME_ARN` (ECS injects the plain values in AWS).
+Secrets (`OPENAI_API_KEY`, `TWILIO_AUTH_TOKEN`, `STREAM_TOKEN_SECRET`, `CALLER_HASH_SECRET`) come from `NAME`
+locally or from Secrets Manager through `NAME_ARN` (ECS injects the plain values in AWS).
 """
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 
 from callcore.models import E164_PATTERN
 from callcore.pricing import ModelPrices
-from callcore.settings import StorageSettings
+from callcore.settings import CALLER_HASH_KEY_DESCRIPTION, StorageSettings, caller_hash_key
 from relay.business_hours import WeeklyHours
 from relay.shutdown import (
     CONTAINER_STOP_TIMEOUT_SECONDS,
@@ -88,6 +87,9 @@ class RelaySettings(StorageSettings):
     )
     stream_token_secret: SecretStr = Field(
         alias="STREAM_TOKEN_SECRET", description="HMAC secret of the per-call stream token (secret)"
+    )
+    caller_hash_secret: SecretStr | None = Field(
+        default=None, alias="CALLER_HASH_SECRET", min_length=16, description=CALLER_HASH_KEY_DESCRIPTION
     )
     relay_public_url: WebSocketUrl = Field(
         alias="RELAY_PUBLIC_URL",
@@ -334,6 +336,12 @@ class RelaySettings(StorageSettings):
         description="a caller's profile (call count, last call; keyed by a hash of the number) expires this long "
         "after their last call",
     )
+    mask_caller_digits: bool = Field(
+        default=True,
+        alias="MASK_CALLER_DIGITS",
+        description="store the caller's turns with every run of 3+ digits masked (card numbers, codes said aloud); "
+        "the live conversation is unaffected",
+    )
 
     # ---- cost ----------------------------------------------------------------------------------------------------
     price_audio_input: Price = Field(
@@ -435,8 +443,8 @@ class RelaySettings(StorageSettings):
 
     @property
     def caller_hash_key(self) -> bytes:
-        """Key of the caller-number hash in the S3 call summaries, derived from the token secret (see callcore)."""
-        return hashlib.sha256(b"caller-hash:" + self.stream_token_secret.get_secret_value().encode()).digest()
+        """Key of the caller-number hash (profiles, S3 call summaries), the same as the Lambdas' (see callcore)."""
+        return caller_hash_key(self.caller_hash_secret, self.stream_token_secret)
 
     @property
     def weekly_hours(self) -> WeeklyHours:

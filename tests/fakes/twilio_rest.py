@@ -11,6 +11,10 @@ What it enforces, as Twilio does: Basic auth with the account SID and auth token
 E.164 (error 21211), exactly one of `Url`/`Twiml`/`ApplicationSid` on create (21205), `Url` and `Twiml` exclusive on
 update, inline TwiML of at most 4000 characters (32018), unknown calls (20404) and updates to calls that are no
 longer live (21220). Tests script other failures with `fail_next`.
+
+A call reads back (GET) as Twilio's call resource does: `status`, `start_time` and `end_time` in RFC 2822 (`null`
+until the call started or ended), `duration` in whole seconds as a string (`null` until it ended). A call ends when it
+is completed or canceled through the API, or when a test says so (`end_call`: the caller hung up).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -67,6 +73,22 @@ class FakeCall:
     status: str = "in-progress"
     direction: str = "inbound"
     twiml_updates: list[str] = field(default_factory=list)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    def end(self, status: str, at: datetime) -> None:
+        self.status = status
+        self.ended_at = at
+
+    @property
+    def duration(self) -> int | None:
+        """Whole seconds from start to end, as Twilio bills them; None while the call is live or never started."""
+        if self.ended_at is None:
+            return None
+        if self.started_at is None:
+            return 0
+        return int((self.ended_at - self.started_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,24 @@ class FakeTwilioRest:
     # ---- test controls ---------------------------------------------------------------------------------------
 
     def add_call(
-        self, sid: str, *, status: str = "in-progress", to: str = "+15005550006", from_: str = "+15005550001"
+        self,
+        sid: str,
+        *,
+        status: str = "in-progress",
+        to: str = "+15005550006",
+        from_: str = "+15005550001",
+        started_at: datetime | None = None,
     ) -> FakeCall:
-        """A call Twilio knows about (an inbound call the Lambdas answered earlier)."""
-        call = FakeCall(sid=sid, to=to, from_=from_, status=status)
+        """A call Twilio knows about (an inbound call the Lambdas answered earlier), started now unless told."""
+        started = started_at or datetime.now(UTC)
+        call = FakeCall(sid=sid, to=to, from_=from_, status=status, created_at=started, started_at=started)
         self.calls[sid] = call
+        return call
+
+    def end_call(self, sid: str, *, status: str = "completed", at: datetime | None = None) -> FakeCall:
+        """The call ended on Twilio's side (the caller hung up, the line dropped): no request of ours did it."""
+        call = self.calls[sid]
+        call.end(status, at or datetime.now(UTC))
         return call
 
     def fail_next(self, *, status: int, code: int, message: str) -> None:
@@ -164,22 +199,37 @@ class FakeTwilioRest:
         if call.status not in LIVE_STATUSES:
             return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
         if status in {"completed", "canceled"}:
-            call.status = status
+            call.end(status, datetime.now(UTC))
         if twiml:
             call.twiml_updates.append(twiml)
         return 200, self._call_json(call)
 
     def _call_json(self, call: FakeCall) -> dict[str, Any]:
+        duration = call.duration
         return {
             "sid": call.sid,
             "account_sid": self.account_sid,
+            "parent_call_sid": None,
+            "date_created": _rfc2822(call.created_at),
+            "date_updated": _rfc2822(call.ended_at or call.started_at or call.created_at),
             "to": call.to,
             "from": call.from_,
             "status": call.status,
+            "start_time": _rfc2822(call.started_at),
+            "end_time": _rfc2822(call.ended_at),
+            "duration": None if duration is None else str(duration),
+            "price": None,
+            "price_unit": "USD",
             "direction": call.direction,
+            "answered_by": None,
             "api_version": "2010-04-01",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
         }
+
+
+def _rfc2822(at: datetime | None) -> str | None:
+    """Twilio's timestamps on the call resource: `Tue, 31 Aug 2010 20:36:28 +0000`."""
+    return None if at is None else format_datetime(at.astimezone(UTC).replace(microsecond=0))
 
 
 def _first(form: dict[str, list[str]], name: str) -> str | None:

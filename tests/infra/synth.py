@@ -48,6 +48,18 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "openaiVoice": "cedar",
     "answeringMachineDetection": "hangup",
     "dtmfTransferDigit": "0",
+    "apiWafRequestsPerIp": 900,
+    "maxLiveCallsPerCaller": 3,
+    "maxLiveWithheldCalls": 0,
+    "dailyCostBudgetUsd": 200,
+    "callRecordRetentionDays": 730,
+    "turnRetentionDays": 14,
+    "bookingRetentionDays": 60,
+    "callerProfileRetentionDays": 180,
+    "transcriptRetentionDays": 120,
+    "recordingRetentionDays": 30,
+    "rawNumberRetentionHours": 6,
+    "maskCallerDigits": False,
 }
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.constants import API_STAGE, ROUTES, RouteAuth
-from tests.infra.synth import Synthesized
-from tests.infra.template_queries import actions_of_role, api_routes, integration_function, statements_of_role
+from tests.infra.synth import CLOUDFRONT_CONTEXT, Synthesized, synthesize
+from tests.infra.template_queries import (
+    actions_of_role,
+    api_routes,
+    as_list,
+    identity_statements,
+    integration_function,
+    statements_of_role,
+)
 
 CONTRACT_ROUTES = {
     ("POST", "/twilio/incoming"): ("lambdas.handlers.incoming_call.handler", "NONE"),
@@ -25,8 +34,15 @@ LAMBDA_ENVIRONMENT_CONTRACT = {
     "RELAY_PUBLIC_URL",
     "TWILIO_AUTH_TOKEN_ARN",
     "TWILIO_ACCOUNT_SID_ARN",
-    "STREAM_TOKEN_SECRET_ARN",
+    "CALLER_HASH_SECRET_ARN",
     "MAX_CONCURRENT_CALLS",
+    "MAX_LIVE_CALLS_PER_CALLER",
+    "MAX_LIVE_WITHHELD_CALLS",
+    "MAX_CALL_SECONDS",
+    "RAW_NUMBER_RETENTION_HOURS",
+    "CALL_RECORD_RETENTION_DAYS",
+    "TURN_RETENTION_DAYS",
+    "BOOKING_RETENTION_DAYS",
     "ANSWERING_MACHINE_DETECTION",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -115,10 +131,39 @@ def test_each_role_holds_only_its_routes_data_access(cloudfront_stack: Synthesiz
         for statement in statements_of_role(cloudfront_stack, role_id)
         if statement["Action"] == "secretsmanager:GetSecretValue"
     ]
-    openai_key_id = cloudfront_stack.logical_id(cloudfront_stack.stack.secrets.openai_api_key)
+    secrets = cloudfront_stack.stack.secrets
+    openai_key_id = cloudfront_stack.logical_id(secrets.openai_api_key)
+    token_secret = {"Ref": cloudfront_stack.logical_id(secrets.stream_token_secret)}
     assert len(secret_resources) == 1
     assert {"Ref": openai_key_id} not in secret_resources[0]
-    assert len(secret_resources[0]) == 3
+    # Auth token, account SID, caller-hash secret; the token secret only where tokens are minted.
+    assert len(secret_resources[0]) == (4 if route.mints_stream_tokens else 3)
+    assert (token_secret in secret_resources[0]) is route.mints_stream_tokens
+    environment = cloudfront_stack.json["Resources"][cloudfront_stack.logical_id(function)]["Properties"]
+    assert ("STREAM_TOKEN_SECRET_ARN" in environment["Environment"]["Variables"]) is route.mints_stream_tokens
+
+
+def test_only_the_voice_webhook_and_the_relay_can_read_the_stream_token_secret(cloudfront_stack: Synthesized):
+    token_secret = {"Ref": cloudfront_stack.logical_id(cloudfront_stack.stack.secrets.stream_token_secret)}
+    readers = {
+        logical_id
+        for logical_id, statement in identity_statements(cloudfront_stack)
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]) and token_secret in as_list(
+            statement["Resource"]
+        )
+    }  # fmt: skip
+    stack = cloudfront_stack.stack
+    incoming_role = cloudfront_stack.logical_id(stack.api.functions["IncomingCall"].role)
+    execution_role = cloudfront_stack.logical_id(stack.relay.task_definition.execution_role)
+    owners = {
+        policy_id
+        for policy_id in readers
+        for role in cloudfront_stack.json["Resources"][policy_id]["Properties"].get("Roles", [])
+        if role["Ref"] in {incoming_role, execution_role}
+    }
+    assert readers == owners
+    assert len(owners) == 2  # the voice webhook's role, and ECS injecting it into the relay container
+    assert [route.construct_id for route in ROUTES if route.mints_stream_tokens] == ["IncomingCall"]
 
 
 def test_stage_throttles_logs_access_and_traces(any_stack: Synthesized):
@@ -127,11 +172,57 @@ def test_stage_throttles_logs_access_and_traces(any_stack: Synthesized):
     assert stage["TracingEnabled"] is True
     assert stage["AccessLogSetting"]["DestinationArn"]
     assert '"status":$context.status' in stage["AccessLogSetting"]["Format"]
-    (settings,) = stage["MethodSettings"]
-    assert settings["ThrottlingRateLimit"] > 0
-    assert settings["ThrottlingBurstLimit"] > 0
-    assert settings["DataTraceEnabled"] is False  # request bodies carry caller numbers
-    assert settings["LoggingLevel"] == "ERROR"
+    for settings in stage["MethodSettings"]:
+        assert settings["ThrottlingRateLimit"] > 0
+        assert settings["ThrottlingBurstLimit"] > 0
+        assert settings["DataTraceEnabled"] is False  # request bodies carry caller numbers
+        assert settings["LoggingLevel"] == "ERROR"
+        assert settings["MetricsEnabled"] is False
+
+
+def test_every_route_has_its_own_throttle_and_twilios_callbacks_the_largest(any_stack: Synthesized):
+    settings = any_stack.only("AWS::ApiGateway::Stage")["Properties"]["MethodSettings"]
+    # "/~1twilio~1status": the resource path escaped, after the "/" that starts every method setting path
+    by_route = {(s["HttpMethod"], s["ResourcePath"][1:].replace("~1", "/")): s for s in settings}
+    for route in ROUTES:
+        for method in route.methods:
+            throttle = by_route[(method, route.path)]
+            assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (
+                route.throttle.rate_per_second,
+                route.throttle.burst,
+            ), route.construct_id
+    status = by_route[("POST", "/twilio/status")]
+    assert status["ThrottlingBurstLimit"] == max(s["ThrottlingBurstLimit"] for s in settings)
+    assert by_route[("POST", "/calls")]["ThrottlingRateLimit"] < status["ThrottlingRateLimit"]
+    assert by_route[("POST", "/calls/{callSid}/transfer")]["ThrottlingRateLimit"] < status["ThrottlingRateLimit"]
+
+
+def test_a_waf_web_acl_with_a_per_ip_rate_rule_guards_the_stage(any_stack: Synthesized):
+    acl = any_stack.only("AWS::WAFv2::WebACL")["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    (rule,) = acl["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP"
+    assert rate["Limit"] == any_stack.context.get("apiWafRequestsPerIp", 1500)
+    assert rate["EvaluationWindowSec"] == 300
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    association = any_stack.only("AWS::WAFv2::WebACLAssociation")["Properties"]
+    stage_id = next(iter(any_stack.resources("AWS::ApiGateway::Stage")))
+    assert {"Ref": stage_id} in association["ResourceArn"]["Fn::Join"][1]
+    acl_id = next(iter(any_stack.resources("AWS::WAFv2::WebACL")))
+    assert association["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+
+
+def test_the_waf_can_be_turned_off_and_its_limit_set(tmp_path):
+    without = synthesize({**CLOUDFRONT_CONTEXT, "apiWaf": "false"}, tmp_path / "no-waf")
+    assert without.resources("AWS::WAFv2::WebACL") == {}
+    assert without.resources("AWS::WAFv2::WebACLAssociation") == {}
+    report = json.loads((without.outdir / "validation-report.json").read_text())
+    assert report["pluginReports"] == []  # cdk-nag's APIG3 is acknowledged with a reason there, and only there
+    stricter = synthesize({**CLOUDFRONT_CONTEXT, "apiWafRequestsPerIp": 300}, tmp_path / "stricter")
+    (rule,) = stricter.only("AWS::WAFv2::WebACL")["Properties"]["Rules"]
+    assert rule["Statement"]["RateBasedStatement"]["Limit"] == 300
 
 
 def test_call_control_routes_are_iam_and_twilio_routes_are_signature_checked():

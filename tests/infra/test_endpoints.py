@@ -34,10 +34,35 @@ def test_cloudfront_forwards_everything_uncached_over_https(cloudfront_stack: Sy
     assert resolves_to(
         origin["DomainName"], cloudfront_stack.logical_id(cloudfront_stack.stack.relay_endpoint.load_balancer)
     )
-    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "http-only"
+    (vpc_origin_id, vpc_origin) = next(iter(cloudfront_stack.resources("AWS::CloudFront::VpcOrigin").items()))
+    assert origin["VpcOriginConfig"]["VpcOriginId"] == {"Fn::GetAtt": [vpc_origin_id, "Id"]}
+    assert "CustomOriginConfig" not in origin
+    endpoint = vpc_origin["Properties"]["VpcOriginEndpointConfig"]
+    assert endpoint["OriginProtocolPolicy"] == "http-only"
+    assert endpoint["Arn"] == {"Ref": cloudfront_stack.logical_id(cloudfront_stack.stack.relay_endpoint.load_balancer)}
     (header,) = origin["OriginCustomHeaders"]
     assert header["HeaderName"] == ORIGIN_VERIFY_HEADER
     assert "{{resolve:secretsmanager:" in str(header["HeaderValue"])  # never in the template in clear
+
+
+def test_behind_cloudfront_the_load_balancer_is_internal_in_private_subnets(cloudfront_stack: Synthesized):
+    """No internet path to the relay's balancer: CloudFront reaches it through its VPC origin, inside AWS."""
+    balancer = cloudfront_stack.only("AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    assert balancer["Scheme"] == "internal"
+    private = {
+        cloudfront_stack.logical_id(subnet)
+        for subnet in cloudfront_stack.stack.network.vpc.select_subnets(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+        ).subnets
+    }
+    assert {subnet["Ref"] for subnet in balancer["Subnets"]} == private
+
+
+def test_with_its_own_domain_the_load_balancer_faces_the_internet(custom_domain_stack: Synthesized):
+    # Twilio connects to it directly there, over TLS to its certificate.
+    balancer = custom_domain_stack.only("AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    assert balancer["Scheme"] == "internet-facing"
+    assert not custom_domain_stack.resources("AWS::CloudFront::VpcOrigin")
 
 
 def test_relay_url_is_the_distribution_address(cloudfront_stack: Synthesized):
@@ -73,7 +98,7 @@ def test_a_prefix_list_id_from_context_replaces_the_deploy_time_lookup():
     app = App()
     stack = Stack(app, "EndpointProbe", env=Environment(region="us-east-1"))
     settings = DeploySettings.model_validate({"cloudFrontPrefixListId": "pl-3b927c52", "region": "us-east-1"})
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0)
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
     endpoint = RelayEndpoint(stack, "Endpoint", settings=settings, vpc=vpc, access_logs_bucket=s3.Bucket(stack, "Logs"))
     template = dict(Template.from_stack(stack).to_json())
     assert not [r for r in template["Resources"].values() if r["Type"] == "Custom::AWS"]

@@ -8,7 +8,7 @@ import pytest
 
 from callcore.metric_names import LambdaMetric, RelayMetric
 from callcore.transcripts import CallSummaryLine, TranscriptLine
-from infra.constants import CALL_CONTROL_5XX_METRIC
+from infra.constants import CALL_CONTROL_5XX_METRIC, STATUS_CALLBACK_4XX_METRIC
 from infra.constructs.analytics import CALLS_TABLE, TRANSCRIPTS_TABLE, calls_column, saved_queries
 from infra.glue_schema import SchemaError, glue_columns
 from tests.infra.synth import Synthesized
@@ -44,11 +44,46 @@ def test_the_alarms_come_with_the_stack(any_stack: Synthesized):
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
 
+def access_log_filters(stack: Synthesized) -> dict[str, str]:
+    """Metric name -> the filter pattern that counts it from the API's access log."""
+    return {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"]["FilterPattern"]
+        for f in stack.resources("AWS::Logs::MetricFilter").values()
+    }
+
+
 def test_call_control_5xx_comes_from_the_access_log(any_stack: Synthesized):
-    metric_filter = any_stack.only("AWS::Logs::MetricFilter")["Properties"]
-    assert metric_filter["MetricTransformations"][0]["MetricName"] == CALL_CONTROL_5XX_METRIC
-    assert '$.resourcePath = "/calls*"' in metric_filter["FilterPattern"]
-    assert "$.status >= 500" in metric_filter["FilterPattern"]
+    pattern = access_log_filters(any_stack)[CALL_CONTROL_5XX_METRIC]
+    assert '$.resourcePath = "/calls*"' in pattern
+    assert "$.status >= 500" in pattern
+
+
+def test_refused_status_callbacks_are_counted_and_alarmed(any_stack: Synthesized):
+    pattern = access_log_filters(any_stack)[STATUS_CALLBACK_4XX_METRIC]
+    assert '$.resourcePath = "/twilio/status"' in pattern
+    assert "$.status >= 400" in pattern
+    assert "$.status < 500" in pattern
+    (alarm,) = alarms_by_metric(any_stack)[STATUS_CALLBACK_4XX_METRIC]
+    assert alarm["Namespace"] == any_stack.context.get("stackName", "PhoneVoiceAgent")
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_seat_drift_and_the_daily_cost_are_alarmed(any_stack: Synthesized):
+    alarms = alarms_by_metric(any_stack)
+    (drift,) = alarms[LambdaMetric.SEAT_DRIFT.value]
+    assert drift["Dimensions"] == [{"Name": "service", "Value": "phone-agent"}]
+    assert (drift["Statistic"], drift["Threshold"], drift["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    (cost,) = alarms[RelayMetric.CALL_COST.value]
+    assert cost["Dimensions"] == [{"Name": "Service", "Value": "relay"}]
+    assert (cost["Statistic"], cost["Period"]) == ("Sum", 86400)
+    assert cost["Threshold"] == any_stack.context.get("dailyCostBudgetUsd", 50)
+    assert cost["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_alarm_email_only_when_given(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
@@ -140,5 +175,5 @@ def test_each_stack_emits_and_watches_its_own_metrics_namespace(any_stack: Synth
     ]
     assert custom
     assert set(custom) == {namespace}
-    (metric_filter,) = any_stack.resources("AWS::Logs::MetricFilter").values()
-    assert {t["MetricNamespace"] for t in metric_filter["Properties"]["MetricTransformations"]} == {namespace}
+    for metric_filter in any_stack.resources("AWS::Logs::MetricFilter").values():
+        assert {t["MetricNamespace"] for t in metric_filter["Properties"]["MetricTransformations"]} == {namespace}

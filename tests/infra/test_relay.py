@@ -58,9 +58,10 @@ def test_container_stops_gracefully_and_gets_its_secrets_from_secrets_manager(an
     # The drain leaves the rest of the stop budget (hand-over, final writes, aiohttp's shutdown) inside StopTimeout.
     drain = float(environment["DRAIN_TIMEOUT_SECONDS"])
     assert drain + after_drain_seconds(DEFAULT_CLOSE_TIMEOUT_SECONDS) <= definition["StopTimeout"]
-    assert {s["Name"] for s in definition["Secrets"]} == {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET"}
+    secrets = {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET", "CALLER_HASH_SECRET"}
+    assert {s["Name"] for s in definition["Secrets"]} == secrets
     assert set(environment) >= RELAY_ENVIRONMENT_CONTRACT
-    assert not {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET"} & set(environment)
+    assert not secrets & set(environment)
     assert definition["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
     # The container's own check is liveness (/livez), never readiness: a warming or draining relay answers 503 on
@@ -158,6 +159,29 @@ def test_task_role_data_access_is_exact(any_stack: Synthesized):
         "ecs:GetTaskProtection",
         "execute-api:Invoke",
     }
+
+
+def test_task_role_touches_only_call_items_and_its_own_fleet_attributes(any_stack: Synthesized):
+    """The internet-facing relay may read and write call records, turns, bookings and caller profiles (by partition
+    key), and in the fleet's partition only update its heartbeat and the seat counter: never the health mark."""
+    statements = statements_of_role(any_stack, any_stack.logical_id(any_stack.stack.relay.task_role))
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    table_id = any_stack.logical_id(any_stack.stack.storage.table)
+    assert len(dynamodb) == 2
+    for statement in dynamodb:
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}]  # no index, no other table
+        assert "Condition" in statement  # no unconditioned access to the table at all
+    items, fleet = sorted(dynamodb, key=lambda s: len(as_list(s["Action"])), reverse=True)
+    assert items["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CALL#*", "CALLER#*", "BOOKING#*"]}
+    }
+    assert as_list(fleet["Action"]) == ["dynamodb:UpdateItem"]
+    condition = fleet["Condition"]
+    assert condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["FLEET"]
+    attributes = set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert attributes == {"pk", "sk", "at", "task_id", "active", "version", "changed_at"}
+    assert not {"healthy", "until", "reason"} & attributes  # the health mark stays the operators'
+    assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE", "UPDATED_OLD", "UPDATED_NEW"]
 
 
 def test_relay_image_is_built_from_its_dockerfile_with_only_what_it_copies(cloudfront_stack: Synthesized):

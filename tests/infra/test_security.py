@@ -14,7 +14,13 @@ from callcore.store import BY_DAY_INDEX, TTL_ATTRIBUTE
 from infra.constants import SECRET_PLACEHOLDER
 from infra.nag import acknowledge, add_security_checks
 from tests.infra.synth import Synthesized
-from tests.infra.template_queries import as_list, identity_statements, resolves_to, resource_policy_statements
+from tests.infra.template_queries import (
+    as_list,
+    container_environment,
+    identity_statements,
+    resolves_to,
+    resource_policy_statements,
+)
 
 
 # ---- cdk-nag ---------------------------------------------------------------------------------------------------------
@@ -114,8 +120,59 @@ def test_transcripts_bucket_uses_the_stack_key_logs_access_and_ages_into_cheaper
     assert resolves_to(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], key_id)
     assert resolves_to(properties["LoggingConfiguration"]["DestinationBucketName"], logs_id)
     transitions = properties["LifecycleConfiguration"]["Rules"][0]["Transitions"]
-    assert [t["StorageClass"] for t in transitions] == ["STANDARD_IA", "GLACIER_IR"]
+    expected = (
+        ["STANDARD_IA", "GLACIER_IR"]
+        if any_stack.context.get("transcriptRetentionDays", 365) > 180
+        else ["STANDARD_IA"]
+    )
+    assert [t["StorageClass"] for t in transitions] == expected
     assert any_stack.json["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_transcripts_summaries_and_recordings_expire_by_prefix(any_stack: Synthesized):
+    bucket_id = any_stack.logical_id(any_stack.stack.storage.transcripts_bucket)
+    rules = any_stack.json["Resources"][bucket_id]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule}
+    transcripts = any_stack.context.get("transcriptRetentionDays", 365)
+    assert expiring == {
+        "transcripts/": transcripts,
+        "calls/": transcripts,
+        "recordings/": any_stack.context.get("recordingRetentionDays", 90),
+    }
+    for rule in rules:
+        assert rule["Status"] == "Enabled"
+        for transition in rule.get("Transitions", []):
+            assert transition["TransitionInDays"] < transcripts  # no step past the end
+    (ageing,) = [rule for rule in rules if "NoncurrentVersionExpiration" in rule]
+    assert ageing["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30  # the last copy of an expired object
+    assert any(rule.get("ExpiredObjectDeleteMarker") for rule in rules)
+
+
+def test_a_short_transcript_retention_drops_the_storage_steps_it_would_never_reach(
+    custom_domain_stack: Synthesized,
+):
+    bucket_id = custom_domain_stack.logical_id(custom_domain_stack.stack.storage.transcripts_bucket)
+    rules = custom_domain_stack.json["Resources"][bucket_id]["Properties"]["LifecycleConfiguration"]["Rules"]
+    steps = [t["StorageClass"] for rule in rules for t in rule.get("Transitions", [])]
+    assert steps == ["STANDARD_IA"]  # 120 days: infrequent access after 30, never Glacier after 180
+
+
+def test_the_retention_context_reaches_the_lambdas_and_the_relay(custom_domain_stack: Synthesized):
+    expected = {
+        "CALL_RECORD_RETENTION_DAYS": "730",
+        "TURN_RETENTION_DAYS": "14",
+        "BOOKING_RETENTION_DAYS": "60",
+    }
+    relay = container_environment(custom_domain_stack)
+    assert {name: relay[name] for name in expected} == expected
+    assert relay["CALLER_PROFILE_RETENTION_DAYS"] == "180"
+    assert relay["MASK_CALLER_DIGITS"] == "false"
+    for function in (*custom_domain_stack.stack.api.functions.values(), custom_domain_stack.stack.sweep.function):
+        resource = custom_domain_stack.json["Resources"][custom_domain_stack.logical_id(function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        assert {name: variables[name] for name in expected} == expected
+        assert variables["RAW_NUMBER_RETENTION_HOURS"] == "6"
+        assert (variables["MAX_LIVE_CALLS_PER_CALLER"], variables["MAX_LIVE_WITHHELD_CALLS"]) == ("3", "0")
 
 
 def test_call_table_schema_comes_from_callcore_and_is_encrypted_with_pitr(any_stack: Synthesized):
@@ -150,9 +207,10 @@ def test_operator_secrets_start_as_a_placeholder_and_the_token_secret_is_generat
         properties = resources[any_stack.logical_id(secret)]["Properties"]
         assert properties["SecretString"] == SECRET_PLACEHOLDER
         assert "GenerateSecretString" not in properties
-    token = resources[any_stack.logical_id(secrets.stream_token_secret)]["Properties"]
-    assert token["GenerateSecretString"]["PasswordLength"] >= 32
-    assert "SecretString" not in token
+    for generated in (secrets.stream_token_secret, secrets.caller_hash_secret):
+        properties = resources[any_stack.logical_id(generated)]["Properties"]
+        assert properties["GenerateSecretString"]["PasswordLength"] >= 32
+        assert "SecretString" not in properties
 
 
 def test_athena_results_are_kms_encrypted_and_the_setting_is_enforced(any_stack: Synthesized):

@@ -1,18 +1,27 @@
-"""Transfer, hang-up and outbound calls against the fake Twilio REST API over a loopback socket: the SDK's real HTTP
-client, the real form encoding and Basic auth, Twilio's JSON errors."""
+"""Transfer, hang-up, outbound calls and the sweep's reading of a call against the fake Twilio REST API over a
+loopback socket: the SDK's real HTTP client, the real form encoding and Basic auth, Twilio's JSON errors."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from callcore.models import CallOutcome
+import pytest
+
+from callcore.models import CallOutcome, CallStatus
 from lambdas.handlers import hangup, outbound_call, transfer
+from lambdas.handlers import sweep as sweep_handler
+from lambdas.logic import reconcile
+from lambdas.settings import load_settings
+from lambdas.twilio_calls import CallNotLive, twilio_calls
+from tests.unit.lambdas.conftest import Handler
 from tests.unit.lambdas.events import (
     ACCOUNT_SID,
     AGENT_NUMBER,
     API_BASE,
     AUTH_TOKEN,
     HUMAN_NUMBER,
+    FakeLambdaContext,
     hangup_event,
     node,
     outbound_event,
@@ -112,3 +121,31 @@ def test_twilio_throttling_is_a_502_over_the_wire_and_a_retry_succeeds(aws, invo
     again = invoke(transfer.handler, transfer_event(call.call_sid, {"reason": "r", "summary": "s"}))
     assert again.status == 200
     assert len(twilio_server.fake.requests_for(call.call_sid)) == 2
+
+
+def test_a_lost_final_callback_is_recovered_over_the_wire_by_the_sweep(aws, make_call, twilio_server, monkeypatch):
+    # The sweep's GET of the call resource through the SDK's own HTTP client: Twilio's RFC 2822 times, its string
+    # duration, and the seat back once Twilio says the call ended.
+    monkeypatch.setattr(reconcile, "INDEX_SETTLE", timedelta(0))
+    started = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    call = make_call(created_at=started)
+    twilio_server.fake.add_call(call.call_sid, started_at=started)
+    twilio_server.fake.end_call(call.call_sid, at=started + timedelta(seconds=95))
+
+    handler: Handler = sweep_handler.handler
+    report = handler({"source": "aws.events"}, FakeLambdaContext())
+
+    assert report["reconciled"] == 1
+    [request] = twilio_server.fake.requests_for(call.call_sid)
+    assert (request.method, request.path) == ("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.call_sid}.json")
+    assert (request.username, request.password) == (ACCOUNT_SID, AUTH_TOKEN)
+    record = aws.store.require_call(call.call_sid)
+    assert (record.status, record.duration_seconds) == (CallStatus.COMPLETED, 95)
+    assert record.ended_at == started + timedelta(seconds=95)
+    assert aws.store.active_calls() == 0
+
+
+def test_reading_a_call_twilio_does_not_know_is_a_call_not_live(twilio_server):
+    calls = twilio_calls(load_settings())
+    with pytest.raises(CallNotLive):
+        calls.call_state("CA" + "e" * 32)

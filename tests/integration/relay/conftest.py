@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from callcore import stream_token
 from callcore.aws import dynamodb_client, reset_clients, s3_client
 from callcore.local_resources import create_bucket, create_table
-from callcore.models import CallDirection, CallRecord
+from callcore.models import FULL_ATTESTATION, CallDirection, CallRecord
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from relay.app import GREETINGS, POOL, READINESS, STATE, create_app
@@ -98,13 +98,26 @@ class Relay:
         token: str | None = None,
         call_sid: str | None = None,
         create_record: bool = True,
+        stir_verstat: str | None = FULL_ATTESTATION,
+        seated: bool = False,
         **kwargs: Any,
     ) -> FakeTwilioCall:
+        """A call as the voice webhook left it: its record (inbound calls fully attested unless told otherwise), and
+        with `seated` its agent seat taken in the admission transaction."""
         call_sid = call_sid or "CA" + uuid.uuid4().hex
         if create_record:
-            self.storage.store.create_call(
-                CallRecord(call_sid=call_sid, direction=direction, from_number="+15551230001", to_number="+15559870002")
+            record = CallRecord(
+                call_sid=call_sid,
+                direction=direction,
+                from_number="+15551230001",
+                to_number="+15559870002",
+                stir_verstat=stir_verstat if direction is CallDirection.INBOUND else None,
+                stream_token_expiry=int(time.time()) + 120 if seated else None,
             )
+            if seated:
+                self.storage.store.admit_call(record, max_active=100)
+            else:
+                self.storage.store.create_call(record)
         call = FakeTwilioCall(
             self.url,
             public_url=PUBLIC_URL,

@@ -34,7 +34,7 @@ def call_instructions(session: Any) -> list[str]:
     ]
 
 
-async def test_a_returning_caller_is_named_in_the_instructions(
+async def test_a_returning_caller_is_known_in_the_instructions(
     relay_factory: Any, openai_fake: FakeRealtimeServer
 ) -> None:
     relay = await start_cached_relay(relay_factory, openai_fake)
@@ -48,7 +48,7 @@ async def test_a_returning_caller_is_named_in_the_instructions(
     )
     instructions = update["session"]["instructions"]
     assert "returning caller, 2 previous calls, last on 2026-11-20" in instructions
-    assert 'name on their last booking: "Ada Lovelace"' in instructions
+    assert "Ada Lovelace" not in instructions  # kept on the profile, never given to the model
     assert CALLER not in instructions
     assert bytes(call.received_media[: len(GREETING_INBOUND_AUDIO)]) == GREETING_INBOUND_AUDIO
     await call.stop()

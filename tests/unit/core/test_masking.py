@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcore.masking import mask_digits, mask_phone
+from callcore.masking import mask_digits, mask_phone, mask_spoken_numbers
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,18 @@ def test_masked_number_never_contains_the_middle_digits() -> None:
 )
 def test_digit_runs_in_free_text_are_masked_like_phone_numbers(text, masked):
     assert mask_digits(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("said", "stored"),
+    [
+        ("my card is 4111 1111 1111 1111", "my card is #### #### #### ####"),
+        ("the code is 737", "the code is ###"),
+        ("pin 1234, born 1980", "pin ####, born ####"),
+        ("call me on 415-555-0123", "call me on ###-###-####"),
+        ("a table for 4 at 7:30 on the 12th", "a table for 4 at 7:30 on the 12th"),
+        ("no digits at all", "no digits at all"),
+    ],
+)
+def test_spoken_numbers_lose_every_digit_and_keep_their_shape(said: str, stored: str) -> None:
+    assert mask_spoken_numbers(said) == stored

@@ -185,9 +185,9 @@ def test_turns_get_a_ttl_once_expired(store: CallStore) -> None:
     assert store.expire_turns(SID, expires) == 3
     item = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": call_pk(SID)}, "sk": {"S": turn_sk(1)}})
     assert int(item["Item"][TTL_ATTRIBUTE]["N"]) == int(expires.timestamp())
-    # The call record itself never expires.
+    # The call record keeps its own, longer retention, counted from the call's start.
     meta = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": call_pk(SID)}, "sk": {"S": "RECORD"}})
-    assert TTL_ATTRIBUTE not in meta["Item"]
+    assert int(meta["Item"][TTL_ATTRIBUTE]["N"]) == int((T0 + timedelta(days=365)).timestamp())
 
 
 def test_calls_listed_by_utc_day_with_pages(store: CallStore) -> None:

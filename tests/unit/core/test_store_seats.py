@@ -15,17 +15,17 @@ THIRD_SID = "CA" + "c" * 32
 
 
 def test_admit_takes_a_seat_with_the_record_and_refuses_the_last_seat_twice(store: CallStore) -> None:
-    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=1)
+    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=1) is SeatResult.TAKEN
     assert store.active_calls() == 1
     # Full: nothing is written, neither the record nor the counter.
-    assert not store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=1)
+    assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=1) is SeatResult.FULL
     assert store.get_call(OTHER_SID) is None
     assert store.active_calls() == 1
 
 
 def test_a_retried_admission_counts_nothing_and_returns_the_first_record(store: CallStore) -> None:
     first = record(SID, stream_token_expiry=100)
-    assert store.admit_call(first, max_active=5)
+    assert store.admit_call(first, max_active=5) is SeatResult.TAKEN
     with pytest.raises(CallAlreadyExists) as exists:
         store.admit_call(record(SID, stream_token_expiry=200), max_active=5)
     assert exists.value.existing.stream_token_expiry == 100
@@ -46,7 +46,9 @@ def test_a_failed_transaction_writes_neither_record_nor_seat(store: CallStore, m
             store.admit_call(record(SID, stream_token_expiry=100), max_active=5)
     assert store.get_call(SID) is None
     assert store.active_calls() == 0
-    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5)  # the retry counts it
+    assert (
+        store.admit_call(record(SID, stream_token_expiry=100), max_active=5) is SeatResult.TAKEN
+    )  # the retry counts it
     assert store.active_calls() == 1
 
 
@@ -68,7 +70,7 @@ def test_a_transaction_conflict_is_retried(store: CallStore, monkeypatch: pytest
 
     monkeypatch.setattr(store.client, "transact_write_items", conflict_once)
     monkeypatch.setattr("callcore.store.table.time.sleep", lambda seconds: None)
-    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5)
+    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5) is SeatResult.TAKEN
     assert len(calls) == 2
     assert store.active_calls() == 1
 
@@ -90,8 +92,8 @@ def test_seat_call_admits_an_undecided_record_once(store: CallStore) -> None:
 
 def test_a_seat_is_released_once_and_only_by_a_call_that_took_one(store: CallStore) -> None:
     at = datetime(2026, 11, 22, tzinfo=UTC)
-    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5)
-    assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=5)
+    assert store.admit_call(record(SID, stream_token_expiry=100), max_active=5) is SeatResult.TAKEN
+    assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=5) is SeatResult.TAKEN
     store.create_call(record(THIRD_SID, outcome=CallOutcome.OVERFLOW_TO_HUMAN))
     assert store.release_seat(SID, at=at)
     assert not store.release_seat(SID)
@@ -104,7 +106,7 @@ def test_release_never_drives_the_counter_below_zero(store: CallStore) -> None:
     store.create_call(record(SID, stream_token_expiry=100))  # a seat taken before seats were tracked
     assert store.release_seat(SID)
     assert store.active_calls() == 0
-    assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=1)
+    assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=1) is SeatResult.TAKEN
 
 
 def test_mark_finished_keeps_the_first_time(store: CallStore) -> None:

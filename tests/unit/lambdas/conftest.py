@@ -6,29 +6,34 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from botocore.client import BaseClient
 from moto import mock_aws
 
 import callcore.aws
 from callcore.aws import BOTO_CONFIG, dynamodb_client, s3_client
 from callcore.local_resources import create_bucket, create_table
 from callcore.models import CallDirection, CallRecord, CallStatus
-from callcore.store import RELAY_HEARTBEAT_SK, CallStore
+from callcore.store import RELAY_HEARTBEAT_SK, CallStore, SeatResult
 from callcore.transcripts import TranscriptArchive
+from lambdas.models import VoiceWebhook
 from lambdas.observability import SERVICE_NAME, logger
 from lambdas.twilio_calls import use_http_client
 from tests.fakes.twilio_rest import FakeTwilioRest, InProcessTwilioHttpClient
 from tests.unit.lambdas.events import (
     ACCOUNT_SID,
     AGENT_NUMBER,
+    API_BASE,
     AUTH_TOKEN,
     BUCKET,
     CALLER_NUMBER,
@@ -181,9 +186,44 @@ def make_call(aws: Aws) -> MakeCall:
             stream_token_expiry=int(time.time()) + 120 if admitted else None,
             **fields,
         )
-        aws.store.create_call(record)
-        if admitted:
-            aws.store.adjust_active_calls(+1)
+        if admitted:  # as the voice webhook admits a call: the record and its seat in one transaction
+            assert aws.store.admit_call(record, max_active=10_000, max_caller_live=10) is SeatResult.TAKEN
+        else:
+            aws.store.create_call(record)
         return record
 
     return _make
+
+
+def answer_together(webhooks: list[VoiceWebhook], table: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Answer the voice webhooks at the same moment, one thread each, as concurrent Lambda invocations would.
+
+    Every webhook reads all it wants before any of them writes; then their requests reach DynamoDB one at a time
+    (DynamoDB applies each atomically; moto does not when two threads call it at once). A decision taken by reading
+    first and writing after would let all of them through; only a conditional write or transaction holds."""
+    from lambdas.logic.incoming_call import answer_call
+    from lambdas.settings import load_settings
+
+    all_read = threading.Barrier(len(webhooks), timeout=10)
+    one_at_a_time = threading.Lock()
+    writing: set[int] = set()
+    real_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def reads_first_then_serialized(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation in {"PutItem", "UpdateItem", "TransactWriteItems"} and threading.get_ident() not in writing:
+            writing.add(threading.get_ident())
+            all_read.wait()
+        with one_at_a_time:
+            return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", reads_first_then_serialized)
+    settings = load_settings()
+
+    def answer(webhook: VoiceWebhook) -> str:
+        # The logic, not the handler: one resolver instance serves one request at a time, like a Lambda environment.
+        return answer_call(
+            webhook, CallDirection.INBOUND, settings=settings, store=CallStore(table), api_base_url=API_BASE
+        )
+
+    with ThreadPoolExecutor(max_workers=len(webhooks)) as pool:
+        return list(pool.map(answer, webhooks))

@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 AUTH_TOKEN = "test-auth-token"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 STREAM_TOKEN_SECRET = "test-stream-token-secret"
+CALLER_HASH_SECRET = "test-caller-hash-secret"
 TABLE = "calls-test"
 BUCKET = "transcripts-test"
 API_ID = "abc123defg"
@@ -39,6 +40,7 @@ LAMBDA_ENV: dict[str, str] = {
     "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
     "STREAM_TOKEN_SECRET": STREAM_TOKEN_SECRET,
+    "CALLER_HASH_SECRET": CALLER_HASH_SECRET,
     "HUMAN_TRANSFER_NUMBER": HUMAN_NUMBER,
     "TWILIO_PHONE_NUMBER": AGENT_NUMBER,
     "MAX_CONCURRENT_CALLS": "50",
@@ -46,7 +48,9 @@ LAMBDA_ENV: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "phone-agent",
     "POWERTOOLS_METRICS_NAMESPACE": "PhoneVoiceAgent",
 }
-SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "STREAM_TOKEN_SECRET")
+SECRET_NAMES = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "STREAM_TOKEN_SECRET", "CALLER_HASH_SECRET")
+# Needed by every function; the other two are checked together (see the settings tests).
+ALWAYS_REQUIRED_SECRETS = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")
 
 
 def new_call_sid() -> str:

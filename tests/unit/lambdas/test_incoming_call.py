@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from botocore.client import BaseClient
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcore import stream_token
 from callcore.models import CallDirection, CallOutcome, CallStatus
-from callcore.store import CallStore
 from lambdas.handlers import incoming_call
-from tests.unit.lambdas.conftest import emitted_metrics
+from tests.unit.lambdas.conftest import answer_together, emitted_metrics
 from tests.unit.lambdas.events import (
     AGENT_NUMBER,
     API_BASE,
@@ -182,40 +178,12 @@ def test_over_capacity_dials_the_human_line(aws, invoke, monkeypatch, capsys):
 def test_two_calls_racing_for_the_last_seat_take_it_once(aws, monkeypatch):
     """Capacity is checked and taken in one transaction: two webhooks deciding at the same moment cannot both take
     the last seat (a read-then-increment would let both through and exceed MAX_CONCURRENT_CALLS)."""
-    from callcore.models import CallDirection
-    from lambdas.logic.incoming_call import answer_call
     from lambdas.models import VoiceWebhook
-    from lambdas.settings import load_settings
 
     monkeypatch.setenv("MAX_CONCURRENT_CALLS", "2")
     aws.store.adjust_active_calls(+1)
-    # Both webhooks read all they want before either writes anything; then their requests reach DynamoDB one at a
-    # time (DynamoDB applies each atomically; moto does not when two threads call it at once).
-    both_read = threading.Barrier(2, timeout=10)
-    one_at_a_time = threading.Lock()
-    writing: set[int] = set()
-    real_call = BaseClient._make_api_call  # type: ignore[attr-defined]
-
-    def reads_first_then_serialized(self, operation, params):
-        if operation in {"PutItem", "UpdateItem", "TransactWriteItems"} and threading.get_ident() not in writing:
-            writing.add(threading.get_ident())
-            both_read.wait()
-        with one_at_a_time:
-            return real_call(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", reads_first_then_serialized)
-    settings = load_settings()
     webhooks = [VoiceWebhook.model_validate(voice_params(new_call_sid())) for _ in range(2)]
-
-    def answer(webhook: VoiceWebhook) -> str:
-        # The logic, not the handler: one resolver instance serves one request at a time, like a Lambda environment.
-        return answer_call(
-            webhook, CallDirection.INBOUND, settings=settings, store=CallStore(aws.store.table_name),
-            api_base_url=API_BASE,
-        )  # fmt: skip
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        answers = list(pool.map(answer, webhooks))
+    answers = answer_together(webhooks, aws.store.table_name, monkeypatch)
 
     connected = [xml for xml in answers if parse_twiml(xml).find("./Connect/Stream") is not None]
     assert len(connected) == 1

@@ -10,7 +10,9 @@ from lambdas.handlers import incoming_call
 from lambdas.settings import AnsweringMachineDetection, LambdaSettings, load_settings
 from tests.unit.lambdas.events import (
     ACCOUNT_SID,
+    ALWAYS_REQUIRED_SECRETS,
     AUTH_TOKEN,
+    CALLER_HASH_SECRET,
     LAMBDA_ENV,
     SECRET_NAMES,
     STREAM_TOKEN_SECRET,
@@ -73,12 +75,44 @@ def test_bad_values_are_named(name, value, expected):
 
 
 def test_missing_secrets_say_how_to_set_them():
-    environ = {k: v for k, v in MINIMAL.items() if k not in SECRET_NAMES}
+    environ = {k: v for k, v in MINIMAL.items() if k not in ALWAYS_REQUIRED_SECRETS}
     with pytest.raises(SettingsError) as raised:
         load_settings(environ, secret_fetcher=never_fetch)
-    for name in SECRET_NAMES:
+    for name in ALWAYS_REQUIRED_SECRETS:
         assert f"{name} is required" in str(raised.value)
         assert f"set {name} or {name}_ARN" in str(raised.value)
+
+
+def test_without_either_hash_secret_the_settings_name_the_caller_hash_secret():
+    environ = {k: v for k, v in MINIMAL.items() if k != "STREAM_TOKEN_SECRET"}
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ, secret_fetcher=never_fetch)
+    assert "set CALLER_HASH_SECRET" in str(raised.value)
+
+
+def test_a_function_without_the_token_secret_hashes_callers_but_mints_no_token():
+    # The status callback and the sweep are given the caller-hash secret only (least privilege).
+    environ = {**{k: v for k, v in MINIMAL.items() if k != "STREAM_TOKEN_SECRET"}, "CALLER_HASH_SECRET": "h" * 16}
+    settings = load_settings(environ, secret_fetcher=never_fetch)
+    with_token = load_settings({**environ, "STREAM_TOKEN_SECRET": STREAM_TOKEN_SECRET}, secret_fetcher=never_fetch)
+    assert settings.caller_hash_key == with_token.caller_hash_key  # the token secret does not change the hash key
+    with pytest.raises(SettingsError) as raised:
+        settings.token_secret()
+    assert "STREAM_TOKEN_SECRET is required" in str(raised.value)
+
+
+def test_the_caller_hash_key_comes_from_its_own_secret_when_set():
+    locally = load_settings(MINIMAL, secret_fetcher=never_fetch)  # derived from the token secret
+    deployed = load_settings({**MINIMAL, "CALLER_HASH_SECRET": CALLER_HASH_SECRET}, secret_fetcher=never_fetch)
+    assert locally.caller_hash_key != deployed.caller_hash_key
+
+
+def test_the_voice_webhook_without_the_token_secret_answers_500_naming_nothing_secret(aws, invoke, monkeypatch):
+    monkeypatch.delenv("STREAM_TOKEN_SECRET")
+    answer = invoke(incoming_call.handler, twilio_event("/twilio/incoming", voice_params(new_call_sid())))
+    assert answer.status == 500
+    assert answer.json()["message"] == "misconfigured"
+    assert aws.written_items() == []
 
 
 def test_public_base_url_loses_its_trailing_slash():
