@@ -122,7 +122,8 @@ class CallLimits:
             call.deps.metrics.record(RelayMetric.SILENCE_ENDS, 1, "Count")
             await call.responses.request(SILENCE_GOODBYE)
             call.hand_off.begin(EndCallRequest(reason="silence"), None, outcome=CallOutcome.SILENCE)
-            return
+            # Watching on: a caller who speaks over the goodbye cancels the hang-up and the call goes on.
+            checked_in = False
 
     # ---- a dead line -----------------------------------------------------------------------------------------------
 

@@ -203,7 +203,7 @@ class CallSession:
 
     async def end_for_shutdown(self) -> None:
         """The process is stopping with this call still live (drain timed out): hand it to a human if possible."""
-        await self.hand_off.fail_over("the agent's server is restarting", wait_for_transfer=HAND_OVER_SECONDS)
+        await self.hand_off.fail_over("the agent's server is restarting", wait_for_hand_off=HAND_OVER_SECONDS)
 
     async def _teardown(self) -> None:
         self._ending = True

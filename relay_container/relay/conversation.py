@@ -160,12 +160,13 @@ class ConversationMemory:
         kept: list[_Entry] = []
         outputs_kept: set[str] = set()
         outputs_dropped: set[str] = set()
+        calls = {e.key: e for e in entries if e.kind is EntryKind.FUNCTION_CALL}
         for entry in reversed(entries):
             if entry.kind is EntryKind.FUNCTION_CALL and entry.key in outputs_dropped:
                 continue
             cost = len(entry.content() or "")
             if entry.kind is EntryKind.FUNCTION_OUTPUT:
-                call = next((e for e in entries if e.kind is EntryKind.FUNCTION_CALL and e.key == entry.key), None)
+                call = calls.get(entry.key)
                 cost += len(call.content() or "") if call is not None else 0
             if entry.kind is EntryKind.FUNCTION_CALL and entry.key in outputs_kept:
                 cost = 0  # paid for with its output

@@ -45,7 +45,7 @@ class HandOff:
     def __init__(self, call: CallSession) -> None:
         self._call = call
         self.started = False  # one hand-off at a time
-        self.transferred = False  # the transfer endpoint redirected the call: Twilio stops the stream itself
+        self.handed_over = False  # call control transferred or completed the call: Twilio stops the stream itself
         self._committed = False  # the request is on its way: too late to cancel
         self._task: asyncio.Task[None] | None = None
         self._action: Action | None = None
@@ -95,11 +95,12 @@ class HandOff:
         try:
             if isinstance(action, TransferRequest):
                 await control.transfer(call.call_sid, reason=action.reason, summary=action.summary)
-                self.transferred = True
+                self.handed_over = True
                 call.deps.metrics.record(RelayMetric.TRANSFERS, 1, "Count")
                 call.settle_outcome(CallOutcome.TRANSFERRED)
             else:
                 await control.hangup(call.call_sid, reason=action.reason)
+                self.handed_over = True
                 await call.end(self._outcome)  # completed over REST: nothing after <Connect> runs any more
         except CallControlError as error:
             log.error("call control failed: %s", error)
@@ -134,18 +135,20 @@ class HandOff:
                 log.error("hang-up (%s) failed: %s; closing the stream", reason, error)
         await call.end(outcome)
 
-    async def fail_over(self, why: str, *, wait_for_transfer: float | None = None) -> None:
+    async def fail_over(self, why: str, *, wait_for_hand_off: float | None = None) -> None:
         """The agent is gone for good (or the process stops): close the stream and let the TwiML fallback take the
-        caller to the human line. `wait_for_transfer` bounds the wait for an agent transfer already on its way."""
+        caller to the human line. A transfer or hang-up already on its way to call control is waited for instead
+        (bounded by `wait_for_hand_off`): closing now would let Twilio dial the human line as well."""
         call = self._call
         task = self._task
-        if task is not None and not task.done() and self._committed and isinstance(self._action, TransferRequest):
-            log.info("the agent's transfer is under way: it hands the caller over")
+        if task is not None and not task.done() and self._committed:
+            kind = "transfer" if isinstance(self._action, TransferRequest) else "hang-up"
+            log.info("the agent's %s is under way: it ends the agent's part of the call", kind)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_for_transfer):
+                async with asyncio.timeout(wait_for_hand_off):
                     await asyncio.shield(task)
-        if self.transferred:
-            return  # the caller is on the human line: Twilio stops the stream itself
+        if self.handed_over:
+            return  # transferred or completed over REST: Twilio stops the stream itself
         human = bool(call.deps.settings.human_transfer_number)
         fallback = "dials the human line" if human else "apologises and hangs up"
         log.error("agent unavailable (%s): closing the stream; Twilio's fallback %s", why, fallback)
