@@ -37,7 +37,6 @@ from callcore.models import CallOutcome, utc_now
 from callcore.store import CallStore
 from callcore.store.callers import CallerDirectory
 from callcore.transcripts import TranscriptArchive
-from relay import realtime
 from relay.admission import Admitted
 from relay.agent_audio import AgentAudio
 from relay.call_control import CallControlClient
@@ -257,7 +256,7 @@ class CallSession:
         self._history = profile if profile is not None else FIRST_TIME
         if self._instructions_sent:
             # The model session was ready first: complete its instructions now.
-            await self.link.send(realtime.instructions_update(self._current_instructions()))
+            await self.link.update_instructions(self._current_instructions())
 
     def _current_instructions(self) -> str:
         if self._history is None:

@@ -116,6 +116,7 @@ class ModelLink:
         self._switch_on_speech = False
         self._closing = False
         self._send_lock = asyncio.Lock()  # the relay's own items go out in order, never interleaved with a seeding
+        self._notes: dict[int, str] = {}  # what a session's instructions say beyond the call's (it continues a call)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.reconnects = 0
         self.rotations = 0
@@ -137,6 +138,11 @@ class ModelLink:
         """An event for the live session (a truncate, a response.create); False when there is none right now."""
         live = self._live
         return live is not None and await live.send(event)
+
+    async def update_instructions(self, instructions: str) -> None:
+        """New instructions for the call (e.g. the caller's history arrived late), keeping what the live session's
+        own instructions add (that it continues a call)."""
+        await self.send(realtime.instructions_update(instructions + self._notes.get(self.generation, "")))
 
     async def sync(self) -> None:
         """Give the live session what the conversation memory has that it lacks (what the relay added itself)."""
@@ -236,7 +242,8 @@ class ModelLink:
                 else []
             )
             if kind is not SessionKind.FIRST:
-                instructions += CONTINUATION_NOTE + (DROPPED_NOTE if self._memory.dropped else "")
+                self._notes[session.generation] = CONTINUATION_NOTE + (DROPPED_NOTE if self._memory.dropped else "")
+            instructions += self._notes.get(session.generation, "")
             config = realtime.session_config(self._settings, instructions=instructions, tools=self._tools)
             await session.connection.send(realtime.session_update(config))
             for event in seed:
