@@ -325,9 +325,14 @@ class ModelLink:
             self._switch_on_speech = False
             self._spawn(prepared.connection.close(self._settings.close_timeout_seconds), "model-close")
 
+    @property
+    def switching_at_next_speech(self) -> bool:
+        """Past the age limit with no turn boundary: the call moves when the caller next starts speaking."""
+        return self._switch_on_speech and self._next is not None
+
     async def switch_if_due(self, owner: LinkOwner) -> None:
         """The caller started speaking: past the age limit without a boundary, this is where the call moves."""
-        if self._switch_on_speech and self._next is not None:
+        if self.switching_at_next_speech:
             await self.switch(owner)
 
     async def switch(self, owner: LinkOwner) -> None:

@@ -103,11 +103,12 @@ async def test_past_the_limit_without_a_boundary_the_move_happens_when_the_calle
     await caller_turn(old, "Tell me about the restaurant.")
     new = await openai.wait_for_session(2, timeout=ROTATE_BEFORE_SECONDS + 2)
     [live] = relay.app[STATE].calls
-    await wait_until(lambda: live.link._switch_on_speech, timeout=ROTATE_BEFORE_SECONDS + 2)
+    await wait_until(lambda: live.link.switching_at_next_speech, timeout=ROTATE_BEFORE_SECONDS + 2)
     assert not new.input_audio  # still waiting: the agent is speaking
     onset = os.urandom(160 * 10)  # the caller starts talking over the agent
+    heard_before = len(old.input_audio)
     await call.send_audio(onset, realtime=False)
-    await old.wait_for_input_audio(len(old.input_audio) + len(onset) - 160)
+    await old.wait_for_input_audio(heard_before + len(onset))
     await old.speech_started()  # the barge-in is where the call moves
     await wait_until(lambda: len(new.input_audio) >= len(onset))
     assert onset in appended(new)  # the start of their words reached the new session too
