@@ -76,8 +76,8 @@ FILLER_AFTER_SECONDS = 1.5  # a model gap longer than this, with nothing playing
 # out complete in one session.update; a slower read is sent as a second update when it arrives.
 HISTORY_WAIT_SECONDS = 0.25
 CARRY_ON = (
-    "The connection to the caller dropped for a moment and is back. If you were in the middle of saying something, "
-    "finish it briefly; otherwise answer what the caller said last."
+    "The line had a short break and is back. If you were in the middle of saying something, finish it briefly; "
+    "otherwise answer what the caller said last."
 )
 
 

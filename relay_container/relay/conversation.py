@@ -101,7 +101,7 @@ class ConversationMemory:
     def __init__(self, *, max_seed_chars: int = MAX_SEED_CHARS) -> None:
         self._entries: list[_Entry] = []
         self._max_seed_chars = max_seed_chars
-        self.dropped = 0  # entries the last new session was not given (too long a call)
+        self._dropped: dict[int, int] = {}  # by session generation: entries it was not given (too long a call)
 
     # ---- what happened ---------------------------------------------------------------------------------------------
 
@@ -150,9 +150,15 @@ class ConversationMemory:
             if entry.content():
                 missing.append(entry)
         kept = self._fit(missing)
+        if len(kept) < len(missing):
+            self._dropped[generation] = self._dropped.get(generation, 0) + len(missing) - len(kept)
         for entry in missing:
             entry.present_in.add(generation)  # an entry left out for length is not offered to this session again
         return [entry.event() for entry in kept]
+
+    def dropped(self, generation: int) -> int:
+        """Entries session `generation` was not given for length (its instructions then say so)."""
+        return self._dropped.get(generation, 0)
 
     def _fit(self, entries: list[_Entry]) -> list[_Entry]:
         """The most recent entries within MAX_SEED_CHARS; a tool call goes with its output or not at all."""
@@ -179,6 +185,5 @@ class ConversationMemory:
             if entry.kind is EntryKind.FUNCTION_OUTPUT:
                 outputs_kept.add(entry.key)
             kept.append(entry)
-        self.dropped = len(entries) - len(kept)
         kept.reverse()
         return kept

@@ -209,6 +209,7 @@ class ModelLink:
         tries = 0
         while True:
             prepared, self._next = self._next, None
+            self._recent, self._switch_on_speech = None, False  # no rotation waits any more: this replaces it
             if prepared is not None and prepared.connection.alive:
                 return prepared  # a rotation had the next session ready: it only lacks what was said since
             if prepared is not None:
@@ -242,7 +243,8 @@ class ModelLink:
                 else []
             )
             if kind is not SessionKind.FIRST:
-                self._notes[session.generation] = CONTINUATION_NOTE + (DROPPED_NOTE if self._memory.dropped else "")
+                dropped = self._memory.dropped(session.generation)
+                self._notes[session.generation] = CONTINUATION_NOTE + (DROPPED_NOTE if dropped else "")
             instructions += self._notes.get(session.generation, "")
             config = realtime.session_config(self._settings, instructions=instructions, tools=self._tools)
             await session.connection.send(realtime.session_update(config))

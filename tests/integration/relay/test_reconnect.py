@@ -93,7 +93,7 @@ async def test_drop_mid_sentence_reconnects_with_the_conversation_re_seeded_and_
     assert max(creates) < min(appends)  # the conversation first: a turn the audio completes lands after it
     # The agent owed the caller the rest of its sentence: the new session is asked to carry on.
     request = await second.wait_for_event("response.create")
-    assert "dropped for a moment" in request["response"]["instructions"]
+    assert "short break" in request["response"]["instructions"]
     await call.wait_for_media(heard_before + len(carry_on), timeout=10)
     assert bytes(call.received_media[heard_before:]) == carry_on
     assert not call.closed.is_set()

@@ -50,7 +50,7 @@ def test_a_new_session_gets_the_conversation_as_heard_in_order() -> None:
         ("assistant", "We are open from nine"),
     ]
     assert memory.pending(1) == []  # once
-    assert memory.dropped == 0
+    assert memory.dropped(1) == 0
 
 
 def test_the_session_that_made_the_items_gets_only_what_the_relay_added() -> None:
@@ -105,7 +105,7 @@ def test_a_long_call_keeps_its_most_recent_turns_and_a_tool_call_with_its_output
     assert ("function_call_output", "call_big") in seeded
     assert seeded.index(("function_call", "lookup")) < seeded.index(("function_call_output", "call_big"))
     assert ("user", "caller line number 0 " + "x" * 10) not in seeded  # the oldest went first
-    assert memory.dropped > 0
+    assert memory.dropped(1) > 0
     assert sum(len(text) for role, text in seeded if role == "user") <= 120
 
 
