@@ -16,7 +16,10 @@ setup: $(INSTALLED) ## venv + the project (editable) with its dev tools + the pi
 $(INSTALLED): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
-	$(PY) -m pip install --quiet -e '.[dev]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	@# The speech parts of the local voice model are optional: without them `make call` uses the scripted model.
+	$(PY) -m pip install --quiet -e '.[dev,voice]' >> $(VENV)/setup.log 2>&1 || { \
+	  echo "speech parts (.[voice]) could not be installed: make call will use the scripted model"; \
+	  $(PY) -m pip install --quiet -e '.[dev]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@echo "setup done: $$($(PY) --version), CDK CLI $$(npx --no-install cdk --version 2>/dev/null)"
 	touch $@

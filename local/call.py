@@ -1,339 +1,133 @@
 """One complete phone call on this machine, through every real part of the product, with no account anywhere.
 
-    python -m local.call
+    python -m local.call [--model spoken|scripted] [--audio PATH] [--quiet]
 
-What is real: the Lambda handlers (behind `local.apigw`, the API Gateway stand-in), the relay (`relay.app`), the shared
-core, DynamoDB and S3 (a moto server reached through `AWS_ENDPOINT_URL`, exactly as in AWS). What stands in for the
-outside world: Twilio (the phone network: it signs and posts the webhooks, streams the caller's audio at real time,
-plays the agent's audio and echoes marks; its REST API ends the call when the Lambdas say so) and OpenAI (a scripted
-Realtime model that checks every event against the `openai` package's own types and detects the caller's speech by
-its energy). Everything binds to 127.0.0.1 only.
+The stack (`local.stack`) runs the real Lambda handlers, the real relay and DynamoDB + S3; Twilio and the OpenAI
+Realtime model are stood in for over real sockets on 127.0.0.1. This module is the call itself: Twilio's webhooks,
+the caller's media stream at real time (a frame every 20 ms, silence between lines, as on a phone line), and what the
+call left behind.
 
-The caller asks for the opening hours, books a table, and says goodbye; the agent answers through its tools, hangs up
-after its goodbye was heard, and the call leaves its record in DynamoDB and its transcript in S3, printed at the end.
+With the spoken model (the default), the caller talks: its lines are synthesized speech in a voice of its own, and
+the agent is the offline stand-in voice model (`local.voice_model`), which hears them with a speech recogniser and
+answers through the relay's tools in synthesized speech. The caller asks for the opening hours, talks over the long
+answer to book a table, gives a name, and says goodbye; the transcript in S3 holds what the model recognised. With
+the scripted model (the fast tests), the lines are tones and the model's answers are scripted.
+
+Either way the run writes the call as a stereo WAV (left caller, right agent, as heard on the line) and prints
+`audio: PATH` among its final lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import io
+import dataclasses
 import json
-import logging
-import os
-import secrets
 import sys
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
-from aiohttp import web
-from moto.server import ThreadedMotoServer
-from twilio.request_validator import RequestValidator
-
-from callcore.aws import dynamodb_client, reset_clients, s3_client
-from callcore.local_resources import create_bucket, create_table
 from callcore.masking import mask_phone
-from callcore.models import CallRecord, TranscriptTurn
-from callcore.store import PARTITION_KEY, SORT_KEY, CallStore
+from callcore.models import Booking, CallRecord, TranscriptTurn
 from callcore.transcripts import TranscriptArchive
-from local.apigw import create_server_app
-from tests.fakes.audio import tone
+from local.recording import agent_track, caller_track, write_stereo_wav
+from local.stack import LocalStack, ModelKind, StackOptions, local_stack
+from tests.fakes.audio import SILENCE_BYTE, tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse
-from tests.fakes.twilio_media import FakeTwilioCall
-from tests.fakes.twilio_rest import FakeCall, FakeTwilioRest, TwilioRestServer
+from tests.fakes.twilio_media import FRAME_BYTES, FakeTwilioCall
 
-STAGE = "local"
-ACCOUNT_SID = "AC" + "0" * 32
-AGENT_NUMBER = "+15550100000"  # the number the team's customers dial (555-01xx: reserved for fiction)
 CALLER_NUMBER = "+15550100123"
-HUMAN_LINE = "+15550100999"
-# The public address Twilio is given. Locally the relay listens on plain ws://127.0.0.1, as it does behind a
-# TLS-terminating load balancer in AWS; signatures are checked against this public URL either way.
-RELAY_PUBLIC_URL = "wss://relay.localhost/media-stream"
-BUSINESS_TIMEZONE = "America/New_York"
+CALLER_VOICE = "en-us+f5"  # espeak-ng: a voice of its own, and the one the recogniser hears best
+RECORDINGS_DIR = Path("build") / "local-calls"
 
 
 @dataclass(frozen=True)
 class CallerLine:
-    """What the caller says (as audio: a tone is speech to the model's VAD) and what the model hears in it."""
+    """What the caller says. Spoken: `text` in the caller's voice. Scripted: a tone of `tone_ms` that the scripted
+    model "hears" as `text`. With `barge_in_after_ms`, the caller starts talking once that much of the agent's
+    answer has played, instead of waiting for the agent to finish."""
 
-    transcript: str
-    speech_ms: int
+    text: str
+    tone_ms: int = 1200
+    barge_in_after_ms: int | None = None
 
 
-def conversation(now: datetime) -> tuple[list[CallerLine], list[AudioResponse | FunctionCallResponse]]:
-    """The caller's lines and the scripted model's replies, in order."""
-    tomorrow = (now.astimezone(ZoneInfo(BUSINESS_TIMEZONE)) + timedelta(days=1)).strftime("%Y-%m-%d")
+# Worded for what the offline recogniser hears reliably (see local/voice_model/grammar.py).
+SPOKEN_SCRIPT = (
+    CallerLine("Hello, what are your opening hours today?"),
+    CallerLine("Sorry, I would like to book a table for two tomorrow at eight in the evening.", barge_in_after_ms=2500),
+    CallerLine("Yes please, my name is Ada."),
+    CallerLine("No thanks, that is all, goodbye."),
+)
+
+
+def scripted_conversation(now: datetime, timezone: str) -> tuple[list[CallerLine], list[Any]]:
+    """The caller's lines and the scripted model's replies, in order (the fast tests' exact control)."""
+    tomorrow = (now.astimezone(ZoneInfo(timezone)) + timedelta(days=1)).strftime("%Y-%m-%d")
     caller = [
         CallerLine("Hi, what are your opening hours today?", 1200),
-        CallerLine("Great. Could I book a table for two tomorrow at ten? The name is Ada.", 1600),
+        CallerLine("Great. Could I book a table for two tomorrow at seven? The name is Ada.", 1600),
         CallerLine("No, that's everything. Thanks!", 900),
     ]
     model: list[AudioResponse | FunctionCallResponse] = [
         FunctionCallResponse("get_business_hours", {}),
-        AudioResponse(tone(1400, 520), "We're open every day from eight in the morning until eight at night."),
-        FunctionCallResponse("book_appointment", {"name": "Ada", "date": tomorrow, "time": "10:00", "party_size": 2}),
-        AudioResponse(tone(1600, 560), "You're all set: a table for two tomorrow at ten, under Ada."),
+        AudioResponse(tone(1400, 520), "We're open every day from eleven in the morning until ten at night."),
+        FunctionCallResponse("book_appointment", {"name": "Ada", "date": tomorrow, "time": "19:00", "party_size": 2}),
+        AudioResponse(tone(1600, 560), "You're all set: a table for two tomorrow at seven, under Ada."),
         FunctionCallResponse("end_call", {"reason": "the caller has what they needed"}),
         AudioResponse(tone(900, 600), "Thanks for calling, Ada. Goodbye!"),
     ]
     return caller, model
 
 
-# ---- the phone network ----------------------------------------------------------------------------------------------
+# ---- the caller's line ----------------------------------------------------------------------------------------------
 
 
-class PhoneNetwork(FakeTwilioRest):
-    """Twilio's REST API that also acts on the live call: an update that completes the call or gives it new TwiML
-    ends the media stream (as Twilio does), and the call's final status callback is then posted."""
+class CallerLineFeed:
+    """The caller's side of the stream as a phone sends it: a 20 ms frame every 20 ms, silence unless the caller is
+    speaking. `speak` queues audio and returns once it has all gone out."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, auth_token: str) -> None:
-        super().__init__(account_sid=ACCOUNT_SID, auth_token=auth_token)
-        self._loop = loop
-        self.call_ended: asyncio.Event = asyncio.Event()
-        self.ended_by: str | None = None
+    def __init__(self, phone: FakeTwilioCall) -> None:
+        self._phone = phone
+        self._queued = bytearray()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
 
-    def _update(self, call: FakeCall, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        status, body = super()._update(call, form)
-        if status == 200:
-            ended_by = "hangup" if call.status in {"completed", "canceled"} else "transfer"
-            self._loop.call_soon_threadsafe(self._end, ended_by)
-        return status, body
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="caller-line")
 
-    def _end(self, ended_by: str) -> None:
-        self.ended_by = self.ended_by or ended_by
-        self.call_ended.set()
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
+    async def speak(self, audio: bytes) -> None:
+        self._queued += audio
+        self._drained.clear()
+        await self._drained.wait()
 
-async def post_webhook(
-    http: aiohttp.ClientSession, auth_token: str, url: str, params: dict[str, str]
-) -> tuple[int, str]:
-    """Post a form the way Twilio does: signed over the exact URL and parameters."""
-    signature: str = RequestValidator(auth_token).compute_signature(url, params)
-    async with http.post(url, data=params, headers={"X-Twilio-Signature": signature}) as response:
-        return response.status, await response.text()
-
-
-def parse_stream_twiml(xml: str) -> tuple[str, str]:
-    """(stream URL, token) from `<Connect><Stream url=...><Parameter name="token" .../>`."""
-    stream = ET.fromstring(xml).find("./Connect/Stream")  # noqa: S314 - our own Lambda's TwiML
-    if stream is None:
-        raise RuntimeError(f"the incoming-call webhook did not connect the call to the agent:\n{xml}")
-    token = next(p.get("value", "") for p in stream.findall("Parameter") if p.get("name") == "token")
-    return stream.get("url", ""), token
-
-
-# ---- the run --------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CallResult:
-    call_sid: str
-    record: CallRecord
-    turns: list[TranscriptTurn]
-    transcript_key: str | None
-    transcripts_bucket: str
-    ended_by: str | None
-    stream_url: str
-    greeting_heard_ms: float
-    violations: list[str] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def local_aws() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def warm_up_moto(table: str) -> None:
-    """One conditional update on a scratch item before the call. moto builds its update-expression machinery on the
-    first UpdateItem of the process (~150 ms here); without this, whichever request of the call comes first (the
-    relay's admission, typically) pays it, and the printed greeting latency measures moto, not the relay."""
-    client = dynamodb_client()
-    key = {PARTITION_KEY: {"S": "LOCAL#WARM-UP"}, SORT_KEY: {"S": "WARM-UP"}}
-    client.update_item(
-        TableName=table,
-        Key=key,
-        UpdateExpression="SET touched = if_not_exists(touched, :yes) ADD uses :one",
-        ConditionExpression=f"attribute_not_exists({SORT_KEY}) OR attribute_exists({SORT_KEY})",
-        ExpressionAttributeValues={":yes": {"BOOL": True}, ":one": {"N": "1"}},
-    )
-    client.delete_item(TableName=table, Key=key)
-
-
-async def run_call(*, verbose: bool = True) -> CallResult:
-    """Place one inbound call through the whole local stack and return what it left behind."""
-    from relay.app import GREETINGS, STATE, create_app  # noqa: PLC0415 - after the environment is set up
-    from relay.metrics import RelayMetrics  # noqa: PLC0415
-    from relay.settings import RelaySettings  # noqa: PLC0415
-
-    say = print if verbose else (lambda *_: None)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
-    loop = asyncio.get_running_loop()
-    call_sid = "CA" + uuid.uuid4().hex
-    caller_lines, replies = conversation(datetime.now(ZoneInfo(BUSINESS_TIMEZONE)))
-    suffix = uuid.uuid4().hex[:8]
-    # Fresh per run: the local "secrets" only ever sign traffic between the processes of this one call.
-    auth_token = secrets.token_hex(16)
-    with local_aws() as aws_endpoint, TwilioRestServer(PhoneNetwork(loop, auth_token)) as twilio_rest:
-        network: PhoneNetwork = twilio_rest.fake  # type: ignore[assignment]
-        model = FakeRealtimeServer(
-            api_key="local-openai-key",
-            vad=True,
-            default_response=AudioResponse(tone(1100, 480), "Thanks for calling. How can I help you today?"),
-        )
-        await model.start()
-        environment = {
-            "AWS_ENDPOINT_URL": aws_endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "CALLS_TABLE": f"local-calls-{suffix}",
-            "TRANSCRIPTS_BUCKET": f"local-transcripts-{suffix}",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": auth_token,
-            "TWILIO_API_BASE_URL": twilio_rest.base_url,
-            "TWILIO_PHONE_NUMBER": AGENT_NUMBER,
-            "STREAM_TOKEN_SECRET": secrets.token_hex(32),
-            "OPENAI_API_KEY": "local-openai-key",
-            "OPENAI_REALTIME_URL": model.url,
-            "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
-            "HUMAN_TRANSFER_NUMBER": HUMAN_LINE,
-            "BUSINESS_NAME": "Harbor Bistro",
-            "BUSINESS_TIMEZONE": BUSINESS_TIMEZONE,
-            "BUSINESS_HOURS": "mon-sun 08:00-20:00",
-            "POWERTOOLS_METRICS_NAMESPACE": "PhoneVoiceAgent",
-            "POWERTOOLS_SERVICE_NAME": "phone-agent",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            # The Lambdas' EMF documents would interleave with the conversation; the relay's are summarized below.
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "LOG_LEVEL": "WARNING",
-        }
-        previous = {name: os.environ.get(name) for name in environment}
-        os.environ.update(environment)
-        reset_clients()
-        try:
-            create_table(dynamodb_client(), environment["CALLS_TABLE"])
-            warm_up_moto(environment["CALLS_TABLE"])
-            create_bucket(s3_client(), environment["TRANSCRIPTS_BUCKET"])
-            store = CallStore(environment["CALLS_TABLE"])
-            async with serve(create_server_app(STAGE)) as api_origin:
-                api_base = f"{api_origin}/{STAGE}"
-                os.environ["CALL_CONTROL_URL"] = api_base
-                settings = RelaySettings.from_env()
-                metrics_out = io.StringIO()
-                relay_app = create_app(settings, metrics=RelayMetrics(settings.metrics_namespace, stream=metrics_out))
-                async with serve(relay_app) as relay_origin, aiohttp.ClientSession() as http:
-                    async with asyncio.timeout(30):
-                        await relay_app[GREETINGS].ready.wait()  # rendered once by the model, replayed per call
-                    model.script(*replies)
-                    model.caller_transcripts.extend(line.transcript for line in caller_lines)
-                    say(f"calling {mask_phone(AGENT_NUMBER)} from {mask_phone(CALLER_NUMBER)} ({call_sid})")
-
-                    # Twilio: the number's voice webhook.
-                    form = {
-                        "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": call_sid,
-                        "CallStatus": "ringing", "Direction": "inbound", "From": CALLER_NUMBER, "To": AGENT_NUMBER,
-                    }  # fmt: skip
-                    status, twiml = await post_webhook(http, auth_token, f"{api_base}/twilio/incoming", form)
-                    if status != 200:
-                        raise RuntimeError(f"incoming-call webhook answered {status}: {twiml}")
-                    stream_url, token = parse_stream_twiml(twiml)
-                    network.add_call(call_sid, to=AGENT_NUMBER, from_=CALLER_NUMBER)
-                    progress = {**form, "CallbackSource": "call-progress-events"}
-                    answered = {**progress, "CallStatus": "in-progress", "SequenceNumber": "0"}
-                    await post_webhook(http, auth_token, f"{api_base}/twilio/status", answered)
-
-                    # Twilio: the media stream, to the relay's public URL (reached here on loopback).
-                    started = time.monotonic()
-                    phone = FakeTwilioCall(
-                        relay_origin.replace("http://", "ws://") + "/media-stream",
-                        public_url=stream_url,
-                        auth_token=auth_token,
-                        call_sid=call_sid,
-                        token=token,
-                        account_sid=ACCOUNT_SID,
-                    )
-                    await phone.connect()
-                    await wait_until_heard(phone, since_bytes=0)
-                    greeting_heard_ms = phone.heard_ms()
-                    say(f"  agent: (greeting, {greeting_heard_ms / 1000:.1f} s of audio)")
-                    for line in caller_lines:
-                        say(f"  caller: {line.transcript}")
-                        before = len(phone.received_media)
-                        await phone.send_audio(tone(line.speech_ms, 220, 0.6))
-                        await phone.send_silence(700)  # the pause that ends the caller's turn
-                        await wait_until_heard(phone, since_bytes=before, settle_ms=600)
-                        if network.call_ended.is_set():
-                            break
-                    async with asyncio.timeout(20):
-                        await network.call_ended.wait()
-                    await phone.stop()
-                    duration = max(1, round(time.monotonic() - started))
-                    completed = {**progress, "CallStatus": "completed", "SequenceNumber": "1"}
-                    await post_webhook(
-                        http, auth_token, f"{api_base}/twilio/status", {**completed, "CallDuration": str(duration)}
-                    )
-                    async with asyncio.timeout(10):
-                        await relay_app[STATE].idle.wait()
-                    await phone.close()
-            record = store.require_call(call_sid)
-            archive = TranscriptArchive(environment["TRANSCRIPTS_BUCKET"], hash_key=settings.caller_hash_key)
-            turns = archive.read_transcript(call_sid, record.created_at) or []
-            metrics = [json.loads(line) for line in metrics_out.getvalue().splitlines() if line.strip()]
-            return CallResult(
-                call_sid=call_sid,
-                record=record,
-                turns=turns,
-                transcript_key=record.transcript_key,
-                transcripts_bucket=environment["TRANSCRIPTS_BUCKET"],
-                ended_by=network.ended_by,
-                stream_url=stream_url,
-                greeting_heard_ms=greeting_heard_ms,
-                violations=[*model.violations, *phone.violations],
-                metrics=metrics,
-            )
-        finally:
-            await model.close()
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            reset_clients()
+    async def _run(self) -> None:
+        silence = bytes([SILENCE_BYTE]) * FRAME_BYTES
+        while not self._phone.closed.is_set():
+            if self._queued:
+                frame = bytes(self._queued[:FRAME_BYTES])
+                del self._queued[:FRAME_BYTES]
+            else:
+                frame = silence
+                self._drained.set()
+            await self._phone.send_audio(frame)
+        self._drained.set()
 
 
 async def wait_until_heard(
-    phone: FakeTwilioCall, *, since_bytes: int, settle_ms: int = 400, limit_seconds: float = 20.0
+    phone: FakeTwilioCall, *, since_bytes: int, settle_ms: int = 400, limit_seconds: float = 30.0
 ) -> None:
     """Wait until the agent has answered (sent audio beyond `since_bytes`), everything it sent has played, and the
     line then stayed quiet a moment (a tool call may come before the spoken answer)."""
@@ -348,6 +142,195 @@ async def wait_until_heard(
         else:
             quiet_since = None
         await asyncio.sleep(0.05)
+
+
+async def wait_until_playing(
+    phone: FakeTwilioCall, *, since_bytes: int, played_ms: int, limit_seconds: float = 30.0
+) -> None:
+    """Wait until the agent's answer (audio beyond `since_bytes`) has played for `played_ms` (or has all played):
+    the moment to talk over it."""
+    deadline = time.monotonic() + limit_seconds
+    answer_started_at_ms: float | None = None
+    while time.monotonic() < deadline and not phone.closed.is_set():
+        if answer_started_at_ms is None and len(phone.received_media) > since_bytes:
+            answer_started_at_ms = phone.heard_ms()
+        if answer_started_at_ms is not None and (
+            phone.heard_ms() - answer_started_at_ms >= played_ms or phone.queued_ms() == 0
+        ):
+            return
+        await asyncio.sleep(0.02)
+
+
+# ---- the run --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallResult:
+    call_sid: str
+    model: ModelKind
+    record: CallRecord
+    turns: list[TranscriptTurn]
+    transcript_key: str | None
+    transcripts_bucket: str
+    calls_table: str
+    aws_endpoint: str
+    kept_data: bool  # the data stays at an endpoint of the user's (AWS_ENDPOINT_URL was set)
+    ended_by: str | None
+    stream_url: str
+    greeting_heard_ms: float
+    audio_path: Path
+    bookings: list[Booking] = field(default_factory=list)  # made on this call, read back from the store
+    run_seconds: float = 0.0  # the whole run: start-up, the call, the records read back
+    violations: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def run_call(
+    *,
+    model: ModelKind = "spoken",
+    verbose: bool = True,
+    audio_path: Path | None = None,
+    options: StackOptions | None = None,
+) -> CallResult:
+    """Place one inbound call through the whole local stack and return what it left behind."""
+    say: Callable[..., None] = print if verbose else (lambda *_: None)
+    run_started = time.monotonic()
+    options = options or StackOptions(model=model)
+    if options.model != model:
+        options = dataclasses.replace(options, model=model)
+    async with local_stack(options, say=say) as stack:
+        call_sid = "CA" + uuid.uuid4().hex
+        if stack.model_kind == "spoken":
+            say("model: the local stand-in voice model (offline speech recognition + synthesis), not OpenAI")
+            lines = list(SPOKEN_SCRIPT)
+        else:
+            say("model: the scripted model (tones for speech, answers queued in advance)")
+            lines, replies = scripted_conversation(datetime.now(ZoneInfo(options.business_timezone)),
+                                                   options.business_timezone)  # fmt: skip
+            scripted: FakeRealtimeServer = stack.model  # type: ignore[assignment]
+            scripted.script(*replies)
+            scripted.caller_transcripts.extend(line.text for line in lines)
+        say(f"calling {mask_phone(options.agent_number)} from {mask_phone(CALLER_NUMBER)} ({call_sid})")
+        stream_url, token = await stack.incoming_call(call_sid, caller=CALLER_NUMBER)
+        phone = FakeTwilioCall(
+            stack.relay_media_url,
+            public_url=stream_url,
+            auth_token=stack.auth_token,
+            call_sid=call_sid,
+            token=token,
+            account_sid=stack.environment["TWILIO_ACCOUNT_SID"],
+        )
+        started = time.monotonic()
+        await phone.connect()
+        line = CallerLineFeed(phone)
+        line.start()
+        try:
+            await wait_until_heard(phone, since_bytes=0)
+            greeting_heard_ms = phone.heard_ms()
+            say(f"  agent: (greeting, {greeting_heard_ms / 1000:.1f} s of audio)")
+            await _converse(stack, phone, line, lines, say)
+            async with asyncio.timeout(30):
+                ended_by = await stack.network.wait_ended(call_sid)
+            await phone.stop()
+        finally:
+            await line.stop()
+        await stack.call_completed(
+            call_sid, caller=CALLER_NUMBER, duration_seconds=max(1, round(time.monotonic() - started))
+        )
+        from relay.app import STATE  # noqa: PLC0415 - imported with the stack's environment
+
+        async with asyncio.timeout(10):
+            await stack.relay_app[STATE].idle.wait()
+        await phone.close()
+        path = write_stereo_wav(
+            audio_path or RECORDINGS_DIR / f"{call_sid}.wav", caller_track(phone), agent_track(phone)
+        )
+        result = _result(
+            stack,
+            call_sid=call_sid,
+            phone=phone,
+            ended_by=ended_by,
+            stream_url=stream_url,
+            greeting_heard_ms=greeting_heard_ms,
+            audio_path=path,
+        )
+        result.run_seconds = time.monotonic() - run_started
+        return result
+
+
+async def _converse(
+    stack: LocalStack, phone: FakeTwilioCall, line: CallerLineFeed, lines: list[CallerLine], say: Callable[..., None]
+) -> None:
+    voice = None
+    if stack.model_kind == "spoken":
+        from local.voice_model.synthesis import Voice, synthesizer  # noqa: PLC0415 - needs the speech parts
+
+        voice = Voice(CALLER_VOICE)
+    answered_before = 0
+    for caller_line in lines:
+        if caller_line.barge_in_after_ms is not None:
+            await wait_until_playing(phone, since_bytes=answered_before, played_ms=caller_line.barge_in_after_ms)
+            say(f"  caller (talking over the agent): {caller_line.text}")
+        else:
+            await wait_until_heard(phone, since_bytes=answered_before, settle_ms=600)
+            say(f"  caller: {caller_line.text}")
+        if stack.network.ended:
+            return
+        if voice is not None:
+            audio = await asyncio.to_thread(synthesizer().speak, caller_line.text, voice)
+        else:
+            audio = tone(caller_line.tone_ms, 220, 0.6)
+        answered_before = len(phone.received_media)
+        await line.speak(audio)
+
+
+def _result(
+    stack: LocalStack,
+    *,
+    call_sid: str,
+    phone: FakeTwilioCall,
+    ended_by: str,
+    stream_url: str,
+    greeting_heard_ms: float,
+    audio_path: Path,
+) -> CallResult:
+    record = stack.store.require_call(call_sid)
+    archive = TranscriptArchive(stack.transcripts_bucket, hash_key=stack.settings.caller_hash_key)
+    turns = archive.read_transcript(call_sid, record.created_at) or []
+    booked_days = {
+        json.loads(tool.result).get("date")
+        for turn in turns
+        for tool in turn.tool_calls
+        if tool.name == "book_appointment" and tool.ok
+    }
+    bookings = [
+        booking
+        for day in sorted(day for day in booked_days if day)
+        for booking in stack.store.list_bookings(day)
+        if booking.call_sid == call_sid
+    ]
+    metrics = [json.loads(text) for text in stack.metrics_out.getvalue().splitlines() if text.strip()]
+    violations = [*phone.violations]
+    if isinstance(stack.model, FakeRealtimeServer):
+        violations += stack.model.violations
+    return CallResult(
+        call_sid=call_sid,
+        model=stack.model_kind,
+        record=record,
+        turns=turns,
+        transcript_key=record.transcript_key,
+        transcripts_bucket=stack.transcripts_bucket,
+        calls_table=stack.calls_table,
+        aws_endpoint=stack.environment["AWS_ENDPOINT_URL"],
+        kept_data=stack.external_aws,
+        ended_by=ended_by,
+        stream_url=stream_url,
+        greeting_heard_ms=greeting_heard_ms,
+        audio_path=audio_path,
+        bookings=bookings,
+        violations=violations,
+        metrics=metrics,
+    )
 
 
 def report(result: CallResult) -> str:
@@ -365,17 +348,31 @@ def report(result: CallResult) -> str:
     ]
     for turn in result.turns:
         tools = "".join(f" [{tool.name} -> {tool.result}]" for tool in turn.tool_calls)
-        lines.append(f"    {turn.index:>2} {turn.role.value:>6}: {turn.text}{tools}")
+        cut = f" (interrupted after {turn.heard_ms} ms)" if turn.interrupted else ""
+        lines.append(f"    {turn.index:>2} {turn.role.value:>6}: {turn.text}{cut}{tools}")
+    if result.kept_data:
+        lines.append(
+            f"  data kept at {result.aws_endpoint}: table {result.calls_table}, bucket {result.transcripts_bucket}"
+        )
     if result.violations:
         lines.append("  PROTOCOL VIOLATIONS: " + "; ".join(result.violations))
+    lines.append(f"run: {result.run_seconds:.1f} s from start-up to the records read back ({result.model} model)")
+    lines.append(f"audio: {result.audio_path}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        choices=["spoken", "scripted"],
+        default="spoken",
+        help="spoken: the offline voice model and a talking caller (default); scripted: tones and scripted answers",
+    )
+    parser.add_argument("--audio", type=Path, help=f"where to write the call's stereo WAV (default {RECORDINGS_DIR}/)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    result = asyncio.run(run_call(verbose=not args.quiet))
+    result = asyncio.run(run_call(model=args.model, verbose=not args.quiet, audio_path=args.audio))
     print(report(result))
     return 1 if result.violations or result.record.outcome is None else 0
 

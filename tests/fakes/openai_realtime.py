@@ -28,9 +28,7 @@ import binascii
 import contextlib
 import copy
 import json
-import math
 import re
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -42,45 +40,32 @@ from aiohttp import WSMessage, WSMsgType, web
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from local.voice_model.protocol import (
+    INPUT_AUDIO_TOKENS_PER_SECOND,
+    OUTPUT_AUDIO_TOKENS_PER_SECOND,
+    SESSION_MAX_SECONDS,
+    default_session,
+    merge_session,
+    new_id,
+)
+from local.voice_model.protocol import audio_tokens as _audio_tokens
+from local.voice_model.protocol import split_words as _split_words
+from local.voice_model.protocol import text_tokens as _text_tokens
 from tests.fakes.audio import BYTES_PER_MS, rms
 from tests.fakes.signal import Signal
 
 REALTIME_PATH = "/v1/realtime"
 DEFAULT_MODEL = "gpt-realtime"
-SESSION_MAX_SECONDS = 3600
-DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI. Your voice and personality should be warm."
 DEFAULT_CALLER_TRANSCRIPT = "(caller speech)"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
-# Token accounting published by OpenAI: caller audio ≈ 600 tokens/min, model audio ≈ 1200 tokens/min.
-INPUT_AUDIO_TOKENS_PER_SECOND = 10
-OUTPUT_AUDIO_TOKENS_PER_SECOND = 20
-CHARS_PER_TEXT_TOKEN = 4
 PROMPT_CACHE_MIN_TOKENS = 1024
 
 # A commit needs at least this much buffered audio (the service's "buffer too small" rule).
 MIN_COMMIT_MS = 100
 
-SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
-
 # Fields the service puts in its session object that the SDK's request model does not declare.
 _SERVER_ONLY_SESSION_FIELDS = frozenset({"session.id", "session.object", "session.expires_at"})
-# session.update merges these objects field by field; any other field is replaced whole.
-_MERGED_SESSION_PATHS = frozenset({("audio",), ("audio", "input"), ("audio", "output")})
 
 
 # ---- scripted model behaviour ---------------------------------------------------------------------------------------
@@ -246,44 +231,6 @@ def created_items(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
         else:
             items.append(("function_call_output", item["call_id"]))
     return items
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
-def _text_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN)
-
-
-def _audio_tokens(size_bytes: int, tokens_per_second: int) -> int:
-    return math.ceil(size_bytes / BYTES_PER_MS / 1000 * tokens_per_second)
-
-
-def _merge_session(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        child = (*path, key)
-        if child in _MERGED_SESSION_PATHS and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge_session(merged[key], value, child)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _with_turn_detection_defaults(turn_detection: dict[str, Any] | None) -> dict[str, Any] | None:
-    if turn_detection is None:
-        return None
-    defaults = SEMANTIC_VAD_DEFAULTS if turn_detection.get("type") == "semantic_vad" else SERVER_VAD_DEFAULTS
-    return {**defaults, **turn_detection}
-
-
-def _split_words(text: str, parts: int) -> list[str]:
-    """`text` cut at word boundaries into `parts` pieces (some may be empty), joining back to `text`."""
-    words = re.findall(r"\S+\s*", text)
-    if parts <= 1 or not words:
-        return [text] + [""] * max(parts - 1, 0)
-    return ["".join(words[len(words) * index // parts : len(words) * (index + 1) // parts]) for index in range(parts)]
 
 
 # ---- energy VAD -----------------------------------------------------------------------------------------------------
@@ -672,30 +619,10 @@ class FakeRealtimeSession:
     # -- session --
 
     def _default_config(self) -> dict[str, Any]:
+        # The service's own session object, with the expiry this fake enforces (`session_max_seconds`).
         return {
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": self.id,
-            "model": self.model,
-            "output_modalities": ["audio"],
-            "instructions": DEFAULT_INSTRUCTIONS,
-            "tools": [],
-            "tool_choice": "auto",
-            "max_output_tokens": "inf",
-            "tracing": None,
-            "truncation": "auto",
-            "prompt": None,
-            "include": None,
+            **default_session(self.id, self.model),
             "expires_at": int(time.time() + self.server.session_max_seconds),
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": 24000},
-                    "transcription": None,
-                    "noise_reduction": None,
-                    "turn_detection": dict(SERVER_VAD_DEFAULTS),
-                },
-                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0},
-            },
         }
 
     async def _on_session_update(self, data: dict[str, Any]) -> None:
@@ -717,11 +644,7 @@ class FakeRealtimeSession:
                 code="cannot_update_voice",
                 param="session.audio.output.voice",
             )
-        merged = _merge_session(self.config, update)
-        merged["audio"]["input"]["turn_detection"] = _with_turn_detection_defaults(
-            merged["audio"]["input"].get("turn_detection")
-        )
-        self.config = merged
+        self.config = merge_session(self.config, update)
         await self._send({"type": "session.updated", "session": self.config})
 
     def _require_turn_detection(self, what: str) -> dict[str, Any]:
