@@ -120,7 +120,8 @@ async def test_barge_in_over_the_cached_greeting_records_and_seeds_only_what_was
     call = relay.new_call()
     await call.connect()
     session = await openai_fake.wait_for_session(1)
-    await session.wait_for_event("session.update")  # the call's instructions: the relay handles model events now
+    # The call's own instructions (not the pool's base configuration): the relay handles model events from here.
+    await session.wait_for_event("session.update", lambda e: "already greeted" in e["session"].get("instructions", ""))
     await wait_until(lambda: call.heard_ms() >= 800)
     await session.speech_started()
     seed = await session.wait_for_event("conversation.item.create")
