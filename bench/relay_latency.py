@@ -7,6 +7,9 @@ The relay runs as its own process (`python -m relay`, exactly what the image run
 server for DynamoDB/S3 run in this process.
 
 Figures:
+- greeting latency of the first call a fresh relay takes, with the slow model: placed the moment the relay's port
+  listens (what a load balancer without a readiness check does), and the moment `/healthz` says ready (what it does
+  now), each against a relay process of its own;
 - greeting latency: fake Twilio's `start` sent -> first greeting audio received (p50/p95 over --calls calls);
 - turn latency: `speech_stopped` sent by the fake model -> first reply audio received by the fake Twilio. The fake
   waits 400 ms before its first delta, so the relay's own share is the figure minus 400 ms;
@@ -53,6 +56,12 @@ OPENAI_KEY = "bench-openai-key"
 PUBLIC_URL = "wss://relay.bench.invalid/media-stream"
 GREETING = tone(1500, freq=480)
 REPLY = tone(2000, freq=620)
+# What the relay renders into its cache at start-up: the inbound and outbound greetings and the filler.
+GREETING_RENDERS = (
+    AudioResponse(GREETING, "Thanks for calling."),
+    AudioResponse(GREETING, "Hello from the office."),
+    AudioResponse(tone(600, freq=500), "One moment, please."),
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -103,9 +112,13 @@ class Bench:
 
         def find() -> FakeRealtimeSession | None:
             for session in self.openai.sessions:
-                if getattr(session, "_bench_call", None) is None and any(
-                    e.get("type") == "session.update" and marker in e["session"].get("instructions", "")
-                    for e in session.events
+                if (
+                    getattr(session, "_bench_call", None) is None
+                    and not session.closed.is_set()
+                    and any(
+                        e.get("type") == "session.update" and marker in e["session"].get("instructions", "")
+                        for e in session.events
+                    )
                 ):
                     session._bench_call = call.call_sid  # type: ignore[attr-defined]
                     return session
@@ -169,6 +182,47 @@ class Bench:
         return cpu * 1000 / (concurrent * wall)
 
 
+def start_relay(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "relay"], env=env, stdout=subprocess.DEVNULL, cwd=ROOT)
+
+
+async def until_status(port: int, path: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Until GET `path` answers 200 (polled every 10 ms, as fast as any load balancer could notice)."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}{path}") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.01)
+
+
+async def first_call_greeting_ms(bench: Bench) -> float:
+    call = bench.new_call()
+    await call.connect()
+    await call.wait_for_media(1, timeout=10)
+    assert call.first_media_at is not None
+    assert call.start_sent_at is not None
+    await call.stop()
+    return (call.first_media_at - call.start_sent_at) * 1000
+
+
+async def fresh_relay_first_call(openai: FakeRealtimeServer, env: dict[str, str], store: CallStore, gate: str) -> float:
+    """Start a relay process, place one call as soon as `gate` answers 200, return its greeting latency."""
+    openai.scripted.clear()
+    openai.script(*GREETING_RENDERS)
+    port = free_port()
+    relay = start_relay({**env, "PORT": str(port)})
+    try:
+        await until_status(port, gate)
+        return await first_call_greeting_ms(Bench(openai, f"ws://127.0.0.1:{port}/media-stream", store))
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+
+
 async def main(args: argparse.Namespace) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -192,11 +246,8 @@ async def main(args: argparse.Namespace) -> None:
         default_response=AudioResponse(REPLY, "Here is everything you asked about, in detail."),
     )
     await openai.start()
-    openai.script(AudioResponse(GREETING, "Thanks for calling."), AudioResponse(GREETING, "Hello from the office."))
-    relay_port = free_port()
     env = {
         **os.environ,
-        "PORT": str(relay_port),
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_REALTIME_URL": openai.url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -207,26 +258,17 @@ async def main(args: argparse.Namespace) -> None:
         "MODEL_POOL_SIZE": str(args.pool),
         "LOG_LEVEL": "WARNING",
     }
-    relay = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
-        [sys.executable, "-m", "relay"], env=env, stdout=subprocess.DEVNULL, cwd=ROOT
-    )
+    store = CallStore(table)
+    relay: subprocess.Popen[bytes] | None = None
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"http://127.0.0.1:{relay_port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        # The greeting cache is warm once the render session has answered twice; then the pool fills.
-        await poll(
-            lambda: openai.sessions and len(openai.sessions[0].responses) >= 2 and openai.sessions[0].closed.is_set(),
-            20,
-        )
-        await poll(lambda: len(openai.sessions) >= 1 + args.pool, 20)
-        bench = Bench(openai, f"ws://127.0.0.1:{relay_port}/media-stream", CallStore(table))
+        at_listen = await fresh_relay_first_call(openai, env, store, "/livez")
+        at_ready = await fresh_relay_first_call(openai, env, store, "/healthz")
+        openai.scripted.clear()
+        openai.script(*GREETING_RENDERS)
+        relay_port = free_port()
+        relay = start_relay({**env, "PORT": str(relay_port)})
+        await until_status(relay_port, "/healthz")  # ready: greetings rendered, pool full
+        bench = Bench(openai, f"ws://127.0.0.1:{relay_port}/media-stream", store)
         greetings, turns, errors = [], [], []
         for _ in range(args.calls):
             greeting_ms, turn_ms, error_ms = await bench.one_call()
@@ -236,7 +278,12 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)  # let the pool refill, as between real calls
         print(f"calls measured: {args.calls} (model connect 300 ms, first audio 400 ms, pool {args.pool})")
         print(
-            f"greeting latency ms: p50 {pct(greetings, 50):.1f}  p95 {pct(greetings, 95):.1f}  max {max(greetings):.1f}"
+            f"greeting latency ms of a fresh relay's first call: {at_listen:.1f} placed when its port listens, "
+            f"{at_ready:.1f} placed when /healthz says ready"
+        )
+        print(
+            f"greeting latency ms (steady state): p50 {pct(greetings, 50):.1f}  p95 {pct(greetings, 95):.1f}  "
+            f"max {max(greetings):.1f}"
         )
         print(
             f"turn latency ms (speech stopped -> first audio at Twilio, incl. the model's 400 ms): "
@@ -249,8 +296,9 @@ async def main(args: argparse.Namespace) -> None:
             f"-> about {800 / cpu_ms:.0f} concurrent calls per core at 80 % CPU"
         )
     finally:
-        relay.terminate()
-        relay.wait(timeout=30)
+        if relay is not None:
+            relay.terminate()
+            relay.wait(timeout=30)
         await openai.close()
         moto.stop()
 

@@ -28,6 +28,11 @@ class RelayMetric(StrEnum):
     CALL_COST = "CallCost"
     REJECTED_STREAMS = "RejectedStreams"
     TRANSFERS = "Transfers"
+    MODEL_RECONNECTS = "ModelReconnects"  # a model session lost mid-call was replaced and re-seeded: the call went on
+    MODEL_ROTATIONS = "ModelRotations"  # a call moved to a fresh model session before OpenAI's 60-minute limit
+    SILENCE_ENDS = "SilenceEnds"  # calls the agent ended because nobody spoke after it checked in
+    # A starting task that took calls at READINESS_DEADLINE_SECONDS without its greetings or model pool ready.
+    READY_AT_DEADLINE = "ReadyAtDeadline"
 
 
 class LambdaMetric(StrEnum):

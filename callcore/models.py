@@ -87,6 +87,7 @@ class CallOutcome(StrEnum):
     TRANSFERRED = "transferred"  # handed to the human line
     OVERFLOW_TO_HUMAN = "overflow_to_human"  # over capacity / relay unhealthy: never reached the agent
     MAX_DURATION = "max_duration"
+    SILENCE = "silence"  # nobody spoke after the agent checked in: the agent said goodbye and hung up
     CALLER_LIMIT = "caller_limit"  # the caller already had their most live calls: answered busy, no agent
     NOT_ANSWERED = "not_answered"  # busy, no-answer, canceled, failed before answer
     VOICEMAIL = "voicemail"  # outbound call reached an answering machine
@@ -186,6 +187,8 @@ class CallRecord(BaseModel):
     turn_count: int = 0
     barge_in_count: int = 0
     tool_call_count: int = 0
+    model_reconnects: int = Field(default=0, description="model sessions lost mid-call and replaced, conversation kept")
+    model_rotations: int = Field(default=0, description="moves to a fresh model session before the 60-minute limit")
     latencies: CallLatencies = Field(default_factory=CallLatencies)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     estimated_cost_usd: Decimal | None = None

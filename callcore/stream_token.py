@@ -16,6 +16,7 @@ VERSION = "v1"
 DEFAULT_TTL_SECONDS = 120
 # Clocks of the Lambda and the relay task may disagree a little; a token from the near future is still fine.
 CLOCK_SKEW_SECONDS = 5
+MAX_EXPIRY_DIGITS = 12  # unix seconds have 10 digits until the year 2286
 
 
 class TokenRefusal(StrEnum):
@@ -59,7 +60,12 @@ def verify(secret: str, token: str, call_sid: str, *, now: float | None = None, 
     version, expiry_text, mac = parts
     if version != VERSION:
         raise StreamTokenError(TokenRefusal.WRONG_VERSION)
-    if not expiry_text.isdigit() or len(mac) != 64:
+    # Plain ASCII digits of a sane length only: str.isdigit() also accepts digits int() refuses ("²"), and a
+    # thousands-digit number makes int() slow or raise.
+    if (
+        not (expiry_text.isascii() and expiry_text.isdigit() and len(expiry_text) <= MAX_EXPIRY_DIGITS)
+        or len(mac) != 64
+    ):
         raise StreamTokenError(TokenRefusal.MALFORMED)
     expiry = int(expiry_text)
     # Check the MAC before the clock, so a forged token learns nothing from which refusal it gets.

@@ -130,6 +130,8 @@ class CallSummaryLine(BaseModel):
     turn_count: int
     barge_in_count: int
     tool_call_count: int
+    model_reconnects: int
+    model_rotations: int
     transferred: bool
     transfer_reason: str | None
     greeting_ms: int | None
@@ -159,6 +161,8 @@ class CallSummaryLine(BaseModel):
             turn_count=record.turn_count,
             barge_in_count=record.barge_in_count,
             tool_call_count=record.tool_call_count,
+            model_reconnects=record.model_reconnects,
+            model_rotations=record.model_rotations,
             transferred=record.transfer_target is not None,
             transfer_reason=record.transfer_reason,
             greeting_ms=record.latencies.greeting_ms,

@@ -12,6 +12,7 @@ from typing import Final
 
 from callcore.metric_names import LAMBDA_SERVICE, RELAY_SERVICE
 from callcore.metric_names import METRICS_NAMESPACE as _METRICS_NAMESPACE
+from relay.shutdown import CONTAINER_STOP_TIMEOUT_SECONDS, DEFAULT_DRAIN_TIMEOUT_SECONDS
 
 # ---- the app --------------------------------------------------------------------------------------------------------
 DEFAULT_STACK_NAME: Final = "PhoneVoiceAgent"
@@ -240,15 +241,32 @@ CUSTOM_RESOURCE_HANDLER: Final = "lambdas.custom_resources.twilio_number.on_even
 # ---- the relay -------------------------------------------------------------------------------------------------------
 RELAY_CONTAINER_NAME: Final = "relay"
 RELAY_PORT: Final = 8080
-RELAY_HEALTH_PATH: Final = "/healthz"
+RELAY_HEALTH_PATH: Final = "/healthz"  # readiness: what the load balancer checks (relay/readiness.py)
+RELAY_LIVENESS_PATH: Final = "/livez"  # liveness: the container's own health check, true while the process serves
 RELAY_MEDIA_STREAM_PATH: Final = "/media-stream"
 RELAY_DOCKERFILE: Final = "relay_container/Dockerfile"
 # The relay image's build context is the repository root, but the Dockerfile copies only these two folders
 # (ARCHITECTURE.md); everything else stays out of the context so a .venv or cdk.out never reaches the Docker daemon.
 RELAY_IMAGE_SOURCES: Final = ("callcore", "relay_container")
-# Fargate's maximum stopTimeout: SIGTERM -> SIGKILL. The relay drains for DRAIN_TIMEOUT_SECONDS, a little less.
-RELAY_STOP_TIMEOUT_SECONDS: Final = 120
-RELAY_DRAIN_TIMEOUT_SECONDS: Final = 110
+# SIGTERM -> SIGKILL (Fargate's maximum stopTimeout) and the relay's drain within it: the stop budget is stated once,
+# in relay/shutdown.py (drain, hand-over, final writes, aiohttp's shutdown); the relay refuses a drain that breaks it.
+RELAY_STOP_TIMEOUT_SECONDS: Final = CONTAINER_STOP_TIMEOUT_SECONDS
+RELAY_DRAIN_TIMEOUT_SECONDS: Final = int(DEFAULT_DRAIN_TIMEOUT_SECONDS)
+# A new task's health, stated once: the relay answers /healthz 200 once it can greet at once, or at its readiness
+# deadline whatever is missing (READINESS_DEADLINE_SECONDS, given to it from here). The target group counts it healthy
+# after HEALTHY_THRESHOLD passing checks INTERVAL apart, and ECS ignores failing checks for the grace period, which
+# therefore covers the container starting, the deadline and those checks: a task slow to warm is never replaced for it.
+RELAY_READINESS_DEADLINE_SECONDS: Final = 20
+RELAY_HEALTH_CHECK_INTERVAL_SECONDS: Final = 10
+RELAY_HEALTH_CHECK_TIMEOUT_SECONDS: Final = 5
+RELAY_HEALTHY_THRESHOLD: Final = 2
+RELAY_UNHEALTHY_THRESHOLD: Final = 2
+RELAY_CONTAINER_START_SECONDS: Final = 20  # the interpreter, imports and secrets until the port listens
+RELAY_HEALTH_CHECK_GRACE_SECONDS: Final = (
+    RELAY_CONTAINER_START_SECONDS
+    + RELAY_READINESS_DEADLINE_SECONDS
+    + RELAY_HEALTHY_THRESHOLD * RELAY_HEALTH_CHECK_INTERVAL_SECONDS
+)
 # ALB idle timeout: its maximum. Media flows every 20 ms, but a call on hold must not be cut by the balancer.
 ALB_IDLE_TIMEOUT_SECONDS: Final = 4000
 # ALB deregistration delay is capped at 3600 s; it must cover a whole call plus the relay's wrap-up.

@@ -164,6 +164,13 @@ class DeploySettings(BaseModel):
     business_api_base: str | None = Field(
         default=None, alias="businessApiBase", description="https:// base URL of the business's booking API"
     )
+    dtmf_transfer_digit: str | None = Field(
+        default=None,
+        alias="dtmfTransferDigit",
+        pattern=r"^[0-9*#]$",
+        description="keypad key (0-9, * or #) that transfers the caller to humanTransferNumber at once; unset = every "
+        "key goes to the agent",
+    )
     answering_machine_detection: AnsweringMachineDetection = Field(
         default=AnsweringMachineDetection.OFF,
         alias="answeringMachineDetection",
@@ -377,6 +384,8 @@ class DeploySettings(BaseModel):
             )
         ):
             raise ValueError(f"domainName {self.domain_name} is not inside hostedZoneName {self.hosted_zone_name}")
+        if self.dtmf_transfer_digit and not self.human_transfer_number:
+            raise ValueError("dtmfTransferDigit needs humanTransferNumber (the line the key transfers to)")
         if self.relay_max_tasks < self.relay_min_tasks:
             raise ValueError(f"relayMaxTasks ({self.relay_max_tasks}) is below relayMinTasks ({self.relay_min_tasks})")
         allowed = FARGATE_MEMORY_BY_CPU.get(self.relay_cpu, ())

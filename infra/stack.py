@@ -10,6 +10,7 @@ from infra.constants import (
     POWERTOOLS_SERVICE_NAME,
     RELAY_DRAIN_TIMEOUT_SECONDS,
     RELAY_PORT,
+    RELAY_READINESS_DEADLINE_SECONDS,
     ROUTES_BY_ID,
     SERVICE_TAG,
     TWILIO_FALLBACK_PATH,
@@ -189,6 +190,7 @@ class PhoneAgentStack(Stack):
             "CALL_CONTROL_URL": self.api.base_url,
             "MAX_CALL_SECONDS": str(settings.max_call_seconds),
             "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
+            "READINESS_DEADLINE_SECONDS": str(RELAY_READINESS_DEADLINE_SECONDS),
             "METRICS_NAMESPACE": settings.metrics_namespace,
             "CALLER_PROFILE_RETENTION_DAYS": str(settings.caller_profile_retention_days),
             "MASK_CALLER_DIGITS": str(settings.mask_caller_digits).lower(),
@@ -200,6 +202,7 @@ class PhoneAgentStack(Stack):
             "BUSINESS_API_BASE": settings.business_api_base,
             "OPENAI_VOICE": settings.openai_voice,
             "OPENAI_REALTIME_URL": settings.openai_realtime_url,
+            "DTMF_TRANSFER_DIGIT": settings.dtmf_transfer_digit,
         }
         environment.update({name: value for name, value in optional.items() if value})
         return environment

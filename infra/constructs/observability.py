@@ -333,6 +333,19 @@ class Observability(Construct):
         )
         dashboard.add_widgets(
             self._graph(
+                "Model sessions kept alive",
+                [
+                    relay_line(self._namespace, RelayMetric.MODEL_RECONNECTS),
+                    relay_line(self._namespace, RelayMetric.MODEL_ROTATIONS),
+                ],
+                [
+                    relay_line(self._namespace, RelayMetric.SILENCE_ENDS),
+                    relay_line(self._namespace, RelayMetric.READY_AT_DEADLINE),
+                ],
+            ),
+        )
+        dashboard.add_widgets(
+            self._graph(
                 "Relay fleet",
                 [
                     target_metrics.healthy_host_count(statistic=cloudwatch.Stats.MINIMUM, period=ONE_MINUTE),

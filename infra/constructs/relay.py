@@ -5,7 +5,10 @@ Scaling never drops a call:
 * a task with live calls holds ECS task scale-in protection (the task role may set it on its own tasks), so neither
   scale-in nor a deployment stops it;
 * when a task does stop, the balancer first drains it for longer than the longest call, then ECS sends SIGTERM, and
-  the relay (503 on /healthz, no new streams) gets the Fargate maximum of 120 s before SIGKILL.
+  the relay (503 on /healthz, no new streams) gets the Fargate maximum of 120 s before SIGKILL;
+* a new task is healthy only once it can greet at once (readiness on /healthz, bounded by the readiness deadline); the
+  grace period covers that (timings in `infra.constants`). The container's own health check asks `/livez`, which
+  stays true while the process serves, draining included, so ECS replaces only a relay that no longer answers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from infra.constants import (
     RELAY_CALL_CONTROL_ROUTES,
     RELAY_CONTAINER_NAME,
     RELAY_DOCKERFILE,
+    RELAY_HEALTH_CHECK_GRACE_SECONDS,
     RELAY_IMAGE_SOURCES,
+    RELAY_LIVENESS_PATH,
     RELAY_METRIC_DIMENSION,
     RELAY_PORT,
     RELAY_STOP_TIMEOUT_SECONDS,
@@ -53,7 +58,10 @@ RELAY_FLEET_ATTRIBUTES = (PARTITION_KEY, SORT_KEY, "at", "task_id", "active", "v
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 # Scale-in is slow on purpose: a task only leaves once idle anyway, and calls arrive in bursts.
 SCALE_IN_COOLDOWN = Duration.minutes(5)
-HEALTH_CHECK_GRACE = Duration.seconds(60)
+# The image has no curl: the relay's own interpreter asks its liveness endpoint (a few ms of CPU every 30 s).
+LIVENESS_COMMAND = (
+    f"import urllib.request as r; r.urlopen('http://127.0.0.1:{RELAY_PORT}{RELAY_LIVENESS_PATH}', timeout=4)"
+)
 
 
 def relay_image_excludes() -> list[str]:
@@ -194,6 +202,13 @@ class RelayService(Construct):
             # SIGTERM -> SIGKILL: the Fargate maximum; the relay drains for DRAIN_TIMEOUT_SECONDS, a little less.
             stop_timeout=Duration.seconds(RELAY_STOP_TIMEOUT_SECONDS),
             readonly_root_filesystem=True,
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-c", LIVENESS_COMMAND],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(RELAY_HEALTH_CHECK_GRACE_SECONDS),
+            ),
         )
         acknowledge(
             task_definition,
@@ -233,7 +248,7 @@ class RelayService(Construct):
             security_groups=[security_group],
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             assign_public_ip=False,
-            health_check_grace_period=HEALTH_CHECK_GRACE,
+            health_check_grace_period=Duration.seconds(RELAY_HEALTH_CHECK_GRACE_SECONDS),
             platform_version=ecs.FargatePlatformVersion.LATEST,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )

@@ -12,7 +12,8 @@
   carrying the secret header CloudFront adds (defence in depth: another distribution in the account cannot use it).
 
 Either way the balancer holds WebSockets for a whole call: idle timeout at its maximum, deregistration delay longer
-than the longest call, health check on the relay's `/healthz` (which answers 503 while the task drains).
+than the longest call, health check on the relay's `/healthz` (503 while the task warms up or drains; timings in
+`infra.constants`, where they agree with the relay's readiness deadline).
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ from infra.constants import (
     CLOUDFRONT_ORIGIN_READ_TIMEOUT_SECONDS,
     CLOUDFRONT_PREFIX_LIST_NAME,
     ORIGIN_VERIFY_HEADER,
+    RELAY_HEALTH_CHECK_INTERVAL_SECONDS,
+    RELAY_HEALTH_CHECK_TIMEOUT_SECONDS,
     RELAY_HEALTH_PATH,
+    RELAY_HEALTHY_THRESHOLD,
     RELAY_MEDIA_STREAM_PATH,
     RELAY_PORT,
+    RELAY_UNHEALTHY_THRESHOLD,
 )
 from infra.nag import acknowledge
 from infra.settings import DeploySettings
@@ -117,11 +122,11 @@ class RelayEndpoint(Construct):
             deregistration_delay=Duration.seconds(settings.deregistration_delay_seconds),
             health_check=elbv2.HealthCheck(
                 path=RELAY_HEALTH_PATH,
-                healthy_http_codes="200",  # 503 = draining: take no new calls there
-                interval=Duration.seconds(10),
-                timeout=Duration.seconds(5),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=2,
+                healthy_http_codes="200",  # 503 = still warming up, or draining: take no new calls there
+                interval=Duration.seconds(RELAY_HEALTH_CHECK_INTERVAL_SECONDS),
+                timeout=Duration.seconds(RELAY_HEALTH_CHECK_TIMEOUT_SECONDS),
+                healthy_threshold_count=RELAY_HEALTHY_THRESHOLD,
+                unhealthy_threshold_count=RELAY_UNHEALTHY_THRESHOLD,
             ),
         )
 

@@ -1,7 +1,8 @@
 """`python -m relay`: read the settings (exit 2 naming each bad one), serve on PORT, drain on SIGTERM.
 
 Draining: /healthz answers 503 so the load balancer stops routing, new streams are refused, live calls continue
-until they end or DRAIN_TIMEOUT_SECONDS passes; then the app shuts down (calls still live are handed over).
+until they end or DRAIN_TIMEOUT_SECONDS passes; then the app shuts down (calls still live are handed over). Every step
+after SIGTERM is bounded so the whole stop fits the container's stop timeout: `relay.shutdown`.
 """
 
 from __future__ import annotations
@@ -14,23 +15,22 @@ import sys
 from aiohttp import web
 
 from callcore.settings import SettingsError
+from relay import logs
 from relay.app import create_app, start_draining, wait_for_calls
 from relay.settings import RelaySettings
+from relay.shutdown import SERVER_SHUTDOWN_SECONDS
 
 log = logging.getLogger("relay")
 
 
 def configure_logging(settings: RelaySettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.value,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,  # stdout carries the EMF metric documents
-    )
+    """JSON lines on stderr (stdout carries the EMF metric documents): `relay.logs`."""
+    logs.configure(settings.log_level.value)
 
 
 async def serve(settings: RelaySettings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SERVER_SHUTDOWN_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=settings.port)  # noqa: S104 - the container's only interface
     await site.start()

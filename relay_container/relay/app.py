@@ -1,8 +1,9 @@
-"""The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket) and `GET /healthz`.
+"""The relay's aiohttp application: `GET /media-stream` (Twilio's WebSocket), `GET /healthz` (readiness: what the
+load balancer checks) and `GET /livez` (liveness: the container's own health check).
 
-Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache, the
-metrics reporter, ECS task protection, the heartbeat admission reads); background tasks are cancelled on cleanup.
-A call's own resources belong to its `CallSession`.
+Process-wide resources live in `cleanup_ctx` (the HTTP client session, the warm model pool, the greeting cache,
+start-up readiness, the metrics reporter, ECS task protection, the heartbeat admission reads); background tasks are
+cancelled on cleanup. A call's own resources belong to its `CallSession`.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from callcore.transcripts import TranscriptArchive
 from relay import realtime
 from relay.admission import Admission, AdmissionRefused, Admitted
 from relay.call_control import CallControlClient
-from relay.call_session import CallDependencies, CallSession, TwilioSide
+from relay.call_session import CallDependencies, CallSession
 from relay.greeting import GreetingCache
+from relay.logs import CALL_SID
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
 from relay.prompt import render_instructions
+from relay.readiness import Condition, Probe, Readiness
 from relay.realtime import RealtimeConnection
 from relay.settings import MEDIA_STREAM_PATH, RelaySettings
+from relay.shutdown import HAND_OVER_SECONDS, after_drain_seconds
 from relay.task_protection import TaskProtection
 from relay.tools import ToolRegistry
 from relay.twilio_stream import (
@@ -41,6 +45,7 @@ from relay.twilio_stream import (
     Connected,
     FrameRejected,
     Start,
+    TwilioSide,
     parse_frame,
 )
 
@@ -55,6 +60,7 @@ class RelayState:
     """Live calls and the draining flag (SIGTERM: refuse new streams, let live calls finish)."""
 
     draining: bool = False
+    awaiting_start: int = 0  # upgraded sockets that have not sent `start` yet
     calls: set[CallSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,6 +87,7 @@ STATE = web.AppKey("state", RelayState)
 ADMISSION = web.AppKey("admission", Admission)
 POOL = web.AppKey("pool", ModelSessionPool)
 GREETINGS = web.AppKey("greetings", GreetingCache)
+READINESS = web.AppKey("readiness", Readiness)
 
 
 def create_app(
@@ -107,10 +114,12 @@ def create_app(
     app.cleanup_ctx.append(_aws_clients)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_model_sessions)
+    app.cleanup_ctx.append(_readiness)
     app.cleanup_ctx.append(_operations)
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_live_calls)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     app.router.add_get(MEDIA_STREAM_PATH, media_stream)
     return app
 
@@ -173,6 +182,25 @@ async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _readiness(app: web.Application) -> AsyncIterator[None]:
+    """Start-up readiness (relay.readiness): what a call needs at its best, bounded by READINESS_DEADLINE_SECONDS."""
+    settings, greetings, pool, store = app[SETTINGS], app[GREETINGS], app[POOL], app[STORE]
+    table = Probe("call table", lambda: asyncio.to_thread(store.last_heartbeat))
+    conditions = [table.condition]
+    if settings.greeting_cache_enabled:
+        conditions.append(Condition("greetings", greetings.ready))
+    if pool.size > 0:
+        conditions.append(Condition("model pool", pool.filled))
+    readiness = Readiness(conditions, deadline_seconds=settings.readiness_deadline_seconds, metrics=app[METRICS])
+    app[READINESS] = readiness
+    tasks = [
+        asyncio.create_task(table.run(), name="readiness-call-table"),
+        asyncio.create_task(readiness.run(), name="readiness"),
+    ]
+    yield
+    await _cancel(tasks)
+
+
 async def _operations(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
@@ -200,9 +228,9 @@ def relay_task_id(settings: RelaySettings) -> str:
 
 async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
     """Tell the incoming-call Lambda this relay takes calls: without a fresh heartbeat from some relay, callers go
-    straight to the human line instead of into a stream nobody answers. A draining relay stops beating (it takes no
-    new calls). The first beat is written before the relay serves, so a call right after start-up is admitted."""
-    store, state = app[STORE], app[STATE]
+    straight to the human line instead of into a stream nobody answers. A relay beats from the moment it is ready
+    (greetings rendered, model pool full, call table answered; or its readiness deadline passed) until it drains."""
+    store, state, readiness = app[STORE], app[STATE], app[READINESS]
     task_id = relay_task_id(app[SETTINGS])
 
     async def beat() -> None:
@@ -213,12 +241,12 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
             log.warning("could not write the relay heartbeat", exc_info=True)
 
     async def run() -> None:
+        await readiness.ready.wait()
         while True:
-            await asyncio.sleep(RELAY_HEARTBEAT_INTERVAL.total_seconds())
             if not state.draining:
                 await beat()
+            await asyncio.sleep(RELAY_HEARTBEAT_INTERVAL.total_seconds())
 
-    await beat()
     task = asyncio.create_task(run(), name="relay-heartbeat")
     yield
     await _cancel([task])
@@ -238,8 +266,9 @@ async def _end_live_calls(app: web.Application) -> None:
     if sessions:
         log.warning("shutting down with %d live calls: handing them over", len(sessions))
         await asyncio.gather(*(session.end_for_shutdown() for session in sessions), return_exceptions=True)
+    # The calls' teardowns (sockets, then records) run now; the stop budget (relay.shutdown) leaves room for them.
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(app[SETTINGS].close_timeout_seconds * 3 + 5):
+        async with asyncio.timeout(after_drain_seconds(app[SETTINGS].close_timeout_seconds) - HAND_OVER_SECONDS):
             await state.idle.wait()
 
 
@@ -271,10 +300,22 @@ async def wait_for_calls(app: web.Application, limit_seconds: float) -> bool:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    """Readiness, for the load balancer: 200 only when a call would be served at its best (relay.readiness)."""
+    state, readiness = request.app[STATE], request.app[READINESS]
+    calls = len(state.calls)
     if state.draining:
-        return web.json_response({"status": "draining", "calls": len(state.calls)}, status=503)
-    return web.json_response({"status": "ok", "calls": len(state.calls)})
+        return web.json_response({"status": "draining", "calls": calls}, status=503)
+    if not readiness.ready.is_set():
+        return web.json_response({"status": "starting", "waiting_for": readiness.waiting_for}, status=503)
+    if readiness.at_deadline:
+        # Taking calls without what it waited for: they greet live or fail over until it arrives.
+        return web.json_response({"status": "ok", "calls": calls, "ready_without": readiness.missing_at_deadline})
+    return web.json_response({"status": "ok", "calls": calls})
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness, for the container's own health check: true while the process serves, draining or not."""
+    return web.json_response({"status": "alive"})
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:
@@ -290,11 +331,22 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="invalid signature")
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
     await ws.prepare(request)
+    if state.awaiting_start >= settings.max_pending_streams:
+        # A signature over the URL alone can be replayed: bound what sockets that never start can hold.
+        log.warning("stream refused: %d sockets already wait for their start frame", state.awaiting_start)
+        metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
+        await _close(ws, CloseCode.TRY_AGAIN_LATER, "too many streams starting", settings.close_timeout_seconds)
+        return ws
     try:
-        async with asyncio.timeout(START_TIMEOUT_SECONDS):
-            start = await _await_start(ws)
+        state.awaiting_start += 1
+        try:
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                start = await _await_start(ws)
+        finally:
+            state.awaiting_start -= 1
         if start is None:
             return ws
+        CALL_SID.set(start.call_sid)  # every log line of this call from here on carries it
         started_at = time.monotonic()
         twilio = TwilioSide(ws, start.stream_sid, close_timeout=settings.close_timeout_seconds)
         admitted = await app[ADMISSION].admit(start)
@@ -348,6 +400,7 @@ def _new_call_session(app: web.Application, admitted: Admitted, twilio: TwilioSi
         instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
         greeting_text=greeting_text,
         greeting=greetings.get(direction),
+        filler=greetings.filler(),
         started_at=started_at,
     )
 
@@ -363,7 +416,8 @@ async def _run_call(state: RelayState, metrics: RelayMetrics, session: CallSessi
 
 
 async def _await_start(ws: web.WebSocketResponse) -> Start | None:
-    """Frames up to `start`. Anything but `connected` before it is refused (1008); None when the peer left."""
+    """Frames up to `start`: at most one `connected`, anything else is refused (1008); None when the peer left."""
+    connected = False
     async for message in ws:
         if message.type is aiohttp.WSMsgType.TEXT:
             frame = parse_frame(message.data)
@@ -371,6 +425,9 @@ async def _await_start(ws: web.WebSocketResponse) -> Start | None:
                 return frame
             if not isinstance(frame, Connected):
                 raise FrameRejected(CloseCode.POLICY, f"{type(frame).__name__.lower()} frame before start")
+            if connected:
+                raise FrameRejected(CloseCode.POLICY, "a second connected frame")
+            connected = True
         elif message.type is aiohttp.WSMsgType.BINARY:
             raise FrameRejected(CloseCode.UNSUPPORTED, "binary frames not supported")
         elif message.type is aiohttp.WSMsgType.ERROR:

@@ -3,6 +3,9 @@ moment a call is admitted (no model round trip), while the call's own model sess
 
 The call's conversation is then seeded with an assistant message holding the words the caller heard, so the model
 knows it greeted. With a cold cache (the model was unreachable at start-up) the call asks its model to greet instead.
+
+The filler ("One moment, please.", FILLER_PHRASE) is rendered the same way: a call whose model session is being
+restored plays it from memory, since the model is exactly what it cannot ask then.
 """
 
 from __future__ import annotations
@@ -49,22 +52,36 @@ def chunk_audio(audio: bytes, size: int = CHUNK_BYTES) -> tuple[str, ...]:
     return tuple(base64.b64encode(audio[i : i + size]).decode("ascii") for i in range(0, len(audio), size))
 
 
+FILLER = "filler"
+Phrase = CallDirection | str  # a greeting by the call's direction, or FILLER
+
+
 class GreetingCache:
     def __init__(self, settings: RelaySettings) -> None:
         self._settings = settings
-        self._rendered: dict[CallDirection, RenderedGreeting] = {}
-        self.ready = asyncio.Event()
+        self._rendered: dict[Phrase, RenderedGreeting] = {}
+        self._phrases: tuple[Phrase, ...] = (*CallDirection, FILLER)
+        self.ready = asyncio.Event()  # every phrase is rendered
 
-    def text_for(self, direction: CallDirection) -> str:
-        return greeting_text(self._settings, direction)
+    def text_for(self, phrase: Phrase) -> str:
+        if phrase == FILLER:
+            return self._settings.filler_phrase
+        return greeting_text(self._settings, CallDirection(phrase))
 
     def get(self, direction: CallDirection) -> RenderedGreeting | None:
         return self._rendered.get(direction)
 
-    def put(self, direction: CallDirection, greeting: RenderedGreeting) -> None:
-        self._rendered[direction] = greeting
-        if len(self._rendered) == len(CallDirection):
+    def filler(self) -> RenderedGreeting | None:
+        return self._rendered.get(FILLER)
+
+    def put(self, phrase: Phrase, greeting: RenderedGreeting) -> None:
+        self._rendered[phrase] = greeting
+        if len(self._rendered) == len(self._phrases):
             self.ready.set()
+
+    @property
+    def missing(self) -> list[str]:
+        return [str(phrase) for phrase in self._phrases if phrase not in self._rendered]
 
     async def run(self, connect: Connector, *, response_timeout: float = 30.0) -> None:
         """Render every variant, retrying with backoff until done (calls greet live meanwhile)."""
@@ -93,14 +110,14 @@ class GreetingCache:
                     }
                 )
             )
-            for direction in CallDirection:
-                if direction in self._rendered:
+            for phrase in self._phrases:
+                if phrase in self._rendered:
                     continue
-                text = self.text_for(direction)
+                text = self.text_for(phrase)
                 async with asyncio.timeout(response_timeout):
                     audio = await _speak(connection, text)
-                self.put(direction, RenderedGreeting(text=text, chunks=chunk_audio(audio), audio_bytes=len(audio)))
-                log.info("greeting cache: %s greeting rendered (%d ms)", direction.value, len(audio) // 8)
+                self.put(phrase, RenderedGreeting(text=text, chunks=chunk_audio(audio), audio_bytes=len(audio)))
+                log.info("greeting cache: %s rendered (%d ms)", phrase, len(audio) // 8)
         finally:
             await connection.close(self._settings.close_timeout_seconds)
 

@@ -40,6 +40,7 @@ class ModelSessionPool:
         self._ready: deque[RealtimeConnection] = deque()
         self._wake = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
+        self.filled = asyncio.Event()  # the pool has held `size` ready sessions (start-up readiness waits for it)
 
     @property
     def ready_count(self) -> int:
@@ -61,16 +62,18 @@ class ModelSessionPool:
         backoff = 1.0
         while True:
             self._prune()
-            if len(self._ready) < self.size:
+            if len(self._ready) >= self.size:
+                self.filled.set()
+            else:
                 try:
                     self._ready.append(await self._open())
-                    backoff = 1.0
-                    continue
                 except RealtimeConnectError as error:
                     log.warning("warm pool: %s; retrying in %.0f s", error, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 60.0)
-                    continue
+                else:
+                    backoff = 1.0
+                continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):

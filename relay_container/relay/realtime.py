@@ -27,8 +27,17 @@ ServerEvent = dict[str, Any]
 MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024
 
 
+# Refusals that another try will not change: the key is wrong or lacks access to the model.
+_PERMANENT_REFUSALS = frozenset({401, 403, 404})
+
+
 class RealtimeConnectError(Exception):
-    """The model endpoint refused or did not answer in time."""
+    """The model endpoint refused or did not answer in time. `permanent`: retrying cannot help (a wrong key, no access
+    to the model), so reconnecting gives up at once instead of spending its budget."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class RealtimeConnection:
@@ -65,7 +74,10 @@ class RealtimeConnection:
                     heartbeat=20.0,
                 )
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise RealtimeConnectError(f"cannot connect to the model: {type(error).__name__}: {error}") from None
+            permanent = isinstance(error, aiohttp.WSServerHandshakeError) and error.status in _PERMANENT_REFUSALS
+            raise RealtimeConnectError(
+                f"cannot connect to the model: {type(error).__name__}: {error}", permanent=permanent
+            ) from None
         connection = cls(ws, opened_at=time.monotonic())
         try:
             async with asyncio.timeout_at(deadline):
@@ -104,6 +116,17 @@ class RealtimeConnection:
         finally:
             self.close_code = self._ws.close_code
             self._events.put_nowait(None)
+
+    def detach(self) -> None:
+        """The call moved to another session: events not handled yet are dropped and `receive()` answers None from
+        now on, so whoever reads this session stops at once (the socket is closed separately)."""
+        while not self._events.empty():
+            self._events.get_nowait()
+        self._events.put_nowait(None)
+
+    @property
+    def has_unread_events(self) -> bool:
+        return not self._events.empty()
 
     async def receive(self) -> ServerEvent | None:
         """The next server event; None once the socket has closed (and stays None)."""
@@ -206,6 +229,22 @@ def assistant_message(text: str, *, previous_item_id: str | None = None) -> dict
     if previous_item_id is not None:
         event["previous_item_id"] = previous_item_id
     return event
+
+
+def user_message(text: str) -> dict[str, Any]:
+    """What the caller said or did (a transcribed turn, a keypad key), as text the model reads."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+    }
+
+
+def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A tool call the model made in an earlier session, put back so its output has the call it answers."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments},
+    }
 
 
 def system_message(text: str) -> dict[str, Any]:

@@ -85,6 +85,9 @@ class CallRecorder:
         self.tool_ms: list[int] = []
         self.barge_ins = 0
         self.tool_calls = 0
+        self.model_reconnects = 0
+        self.model_rotations = 0
+        self.error: str | None = None  # why the call could not go on as it should, for the record (no personal data)
         self.turns: list[TranscriptTurn] = []
 
     # ---- during the call ---------------------------------------------------------------------------------------
@@ -169,10 +172,14 @@ class CallRecorder:
             "turn_count": len(self.turns),
             "barge_in_count": self.barge_ins,
             "tool_call_count": self.tool_calls,
+            "model_reconnects": self.model_reconnects,
+            "model_rotations": self.model_rotations,
             "latencies": CallLatencies(greeting_ms=self.greeting_ms, turn_ms=self.turn_ms, tool_ms=self.tool_ms),
             "usage": self.usage,
             "estimated_cost_usd": estimate_cost(self.usage, self._prices),
         }
+        if self.error is not None:
+            changes["error"] = self.error
         try:
             return await asyncio.to_thread(self._finish_sync, changes)
         except Exception:

@@ -10,16 +10,22 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from callcore.models import E164_PATTERN
 from callcore.pricing import ModelPrices
 from callcore.settings import CALLER_HASH_KEY_DESCRIPTION, StorageSettings, caller_hash_key
 from relay.business_hours import WeeklyHours
+from relay.shutdown import (
+    CONTAINER_STOP_TIMEOUT_SECONDS,
+    DEFAULT_CLOSE_TIMEOUT_SECONDS,
+    DEFAULT_DRAIN_TIMEOUT_SECONDS,
+    max_drain_seconds,
+)
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 DEFAULT_PROMPT_FILE = PROMPTS_DIR / "system.md"
@@ -204,6 +210,14 @@ class RelaySettings(StorageSettings):
         alias="GREETING_CACHE",
         description="render the greeting once with the model and replay it from memory (off = the model greets live)",
     )
+    filler_phrase: str = Field(
+        default="One moment, please.",
+        alias="FILLER_PHRASE",
+        min_length=1,
+        max_length=200,
+        description="said from the cache (not the model) when the model connection is being restored and the caller "
+        "would otherwise hear silence for more than about 1.5 s",
+    )
 
     # ---- capacity and timing -------------------------------------------------------------------------------------
     model_pool_size: int = Field(
@@ -220,36 +234,91 @@ class RelaySettings(StorageSettings):
         le=3000,
         description="a warm session older than this is replaced (sessions expire after 60 minutes)",
     )
+    model_session_max_seconds: float = Field(
+        default=3300,
+        alias="MODEL_SESSION_MAX_SECONDS",
+        ge=2,
+        le=3540,
+        description="a call moves to a fresh model session (re-seeded with the conversation, at a pause) before its "
+        "session is this old; OpenAI ends a session at 60 minutes. A pooled session's age counts from its creation",
+    )
+    model_reconnect_seconds: float = Field(
+        default=8.0,
+        alias="MODEL_RECONNECT_SECONDS",
+        gt=0,
+        le=30,
+        description="after an unexpected loss of the model session, keep trying to get a new one this long (jittered "
+        "backoff, the first try at once) before handing the caller over",
+    )
     tool_timeout_seconds: float = Field(
         default=8.0, alias="TOOL_TIMEOUT_SECONDS", gt=0, le=60, description="a tool taking longer fails gracefully"
     )
     close_timeout_seconds: float = Field(
-        default=1.0,
+        default=DEFAULT_CLOSE_TIMEOUT_SECONDS,
         alias="CLOSE_TIMEOUT_SECONDS",
         gt=0,
         le=10,
         description="bound on each socket close at teardown",
     )
-    max_call_seconds: int = Field(
+    max_call_seconds: float = Field(
         default=1800,
         alias="MAX_CALL_SECONDS",
-        ge=60,
+        ge=2,
         le=14400,
-        description="the agent wraps up and ends a call this long",
+        description="the agent wraps up and ends a call this long (through the hang-up endpoint)",
     )
-    max_call_warning_seconds: int = Field(
+    max_call_warning_seconds: float = Field(
         default=60,
         alias="MAX_CALL_WARNING_SECONDS",
-        ge=5,
+        ge=1,
         le=600,
         description="seconds before MAX_CALL_SECONDS when the agent is told to wrap up",
     )
+    silence_timeout_seconds: float = Field(
+        default=20,
+        alias="SILENCE_TIMEOUT_SECONDS",
+        ge=1,
+        le=600,
+        description="when neither side has spoken this long, the agent asks whether the caller is still there; as "
+        "long again and it says goodbye and ends the call (outcome silence)",
+    )
+    stream_idle_timeout_seconds: float = Field(
+        default=30,
+        alias="STREAM_IDLE_TIMEOUT_SECONDS",
+        ge=1,
+        le=55,
+        description="Twilio sends audio every 20 ms: a media stream silent this long is a dead (half-open) line and "
+        "the call ends",
+    )
+    dtmf_transfer_digit: str | None = Field(
+        default=None,
+        alias="DTMF_TRANSFER_DIGIT",
+        pattern=r"^[0-9*#]$",
+        description="a keypad key (0-9, * or #) that transfers the caller to the human line at once; unset = every "
+        "key goes to the agent as text",
+    )
+    max_pending_streams: int = Field(
+        default=32,
+        alias="MAX_PENDING_STREAMS",
+        ge=1,
+        le=1000,
+        description="WebSockets allowed to wait for their `start` frame at once; more are refused (1013)",
+    )
+    readiness_deadline_seconds: float = Field(
+        default=20,
+        alias="READINESS_DEADLINE_SECONDS",
+        ge=0,
+        le=120,
+        description="a starting relay answers /healthz 200 once its greetings are rendered, its model pool is full "
+        "and the call table answered, or at this deadline whatever is missing (then calls greet live or fail over)",
+    )
     drain_timeout_seconds: float = Field(
-        default=110.0,
+        default=DEFAULT_DRAIN_TIMEOUT_SECONDS,
         alias="DRAIN_TIMEOUT_SECONDS",
         ge=0,
         le=3600,
-        description="on SIGTERM: wait this long for live calls to end (keep below the ECS stopTimeout)",
+        description=f"on SIGTERM: wait this long for live calls to end; with the hand-over and final writes after it "
+        f"it must fit the container's stop timeout ({CONTAINER_STOP_TIMEOUT_SECONDS} s on Fargate)",
     )
     max_frame_bytes: int = Field(
         default=64 * 1024,
@@ -290,6 +359,26 @@ class RelaySettings(StorageSettings):
     price_cached_input: Price = Field(
         default=Decimal("0.4"), alias="PRICE_CACHED_INPUT_PER_M", description="USD per 1M cached input tokens"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max_call_warning_seconds >= self.max_call_seconds:
+            raise ValueError("MAX_CALL_WARNING_SECONDS must be shorter than MAX_CALL_SECONDS")
+        if self.model_pool_size and self.model_pool_max_age_seconds >= self.model_session_max_seconds:
+            raise ValueError(
+                "MODEL_POOL_MAX_AGE_SECONDS must be below MODEL_SESSION_MAX_SECONDS: a pooled session would have to "
+                "be rotated as soon as a call takes it"
+            )
+        if self.dtmf_transfer_digit and not self.human_transfer_number:
+            raise ValueError("DTMF_TRANSFER_DIGIT needs HUMAN_TRANSFER_NUMBER (the line the key transfers to)")
+        limit = max_drain_seconds(self.close_timeout_seconds)
+        if self.drain_timeout_seconds > limit:
+            raise ValueError(
+                f"DRAIN_TIMEOUT_SECONDS must be at most {limit:g} with CLOSE_TIMEOUT_SECONDS="
+                f"{self.close_timeout_seconds:g}: the hand-over and final writes after the drain must fit the "
+                f"{CONTAINER_STOP_TIMEOUT_SECONDS} s stop timeout"
+            )
+        return self
 
     @field_validator("relay_public_url")
     @classmethod

@@ -7,10 +7,14 @@ to the model.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+from aiohttp import web
 
 # WebSocket close codes (RFC 6455) the relay uses towards Twilio.
 
@@ -155,3 +159,31 @@ def mark_frame(stream_sid: str, name: str) -> str:
 
 def clear_frame(stream_sid: str) -> str:
     return json.dumps({"event": "clear", "streamSid": stream_sid}, separators=(",", ":"))
+
+
+# ---- the socket ------------------------------------------------------------------------------------------------------
+
+
+class TwilioSide:
+    """One call's Twilio socket: guarded sends (False once it is closed), a close bounded by `close_timeout`."""
+
+    def __init__(self, ws: web.WebSocketResponse, stream_sid: str, *, close_timeout: float) -> None:
+        self.ws = ws
+        self.stream_sid = stream_sid
+        self._close_timeout = close_timeout
+
+    async def send(self, frame: str) -> bool:
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(frame)
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
+
+    async def close(self, code: CloseCode = CloseCode.NORMAL, reason: str = "") -> None:
+        if self.ws.closed:
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            async with asyncio.timeout(self._close_timeout):
+                await self.ws.close(code=code, message=reason.encode()[:120])

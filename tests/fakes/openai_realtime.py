@@ -14,6 +14,10 @@ call, or audio then a tool call in one response). Caller speech is either driven
 `speech_stopped`) or detected from the appended μ-law by an energy VAD (`vad=True`). Timing the real service has and a
 loopback socket lacks is opt-in: `interrupt_lag_chunks` (audio deltas still in flight after an interruption) and
 `before_next()` (a server event crossing a client event on the wire).
+
+Sessions end as the service ends them: a session older than `session_max_seconds` (60 minutes by default, settable
+for tests) gets `error` session_expired and is closed with 1001, whatever the client is doing. `refuse_sessions`
+makes every new upgrade fail the way an outage does (HTTP 503), for reconnect tests.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import copy
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from local.voice_model.protocol import (
     INPUT_AUDIO_TOKENS_PER_SECOND,
     OUTPUT_AUDIO_TOKENS_PER_SECOND,
+    SESSION_MAX_SECONDS,
     default_session,
     merge_session,
     new_id,
@@ -210,6 +216,23 @@ def validate_server_event(event: dict[str, Any]) -> None:
 # ---- helpers --------------------------------------------------------------------------------------------------------
 
 
+def created_items(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What a client put into the conversation with `conversation.item.create`, in order: (role, text) of a message,
+    ("function_call", name), ("function_call_output", call_id)."""
+    items = []
+    for event in events:
+        if event.get("type") != "conversation.item.create":
+            continue
+        item = event["item"]
+        if item["type"] == "message":
+            items.append((item["role"], item["content"][0]["text"]))
+        elif item["type"] == "function_call":
+            items.append(("function_call", item["name"]))
+        else:
+            items.append(("function_call_output", item["call_id"]))
+    return items
+
+
 # ---- energy VAD -----------------------------------------------------------------------------------------------------
 
 
@@ -322,6 +345,7 @@ class FakeRealtimeSession:
         self.responses: list[dict[str, Any]] = []
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        self.expired_by_age = False  # the session reached the server's session_max_seconds
         self._ws = ws
         self._request = request
         self._send_lock = asyncio.Lock()
@@ -445,6 +469,12 @@ class FakeRealtimeSession:
         await self._ws.close(code=1001, message=b"session expired")
         self.close_code = 1001
 
+    async def _expire_at_age(self) -> None:
+        await asyncio.sleep(self.server.session_max_seconds)
+        if not self._ws.closed:
+            self.expired_by_age = True
+            await self.expire()
+
     async def drop(self) -> None:
         """The connection dies: no close frame, the TCP socket is aborted."""
         self._stop_responses()
@@ -457,6 +487,8 @@ class FakeRealtimeSession:
 
     async def run(self) -> None:
         await self._send({"type": "session.created", "session": self.config})
+        # The service's hard limit: the session expires at its age limit, mid-response or not.
+        expiry = asyncio.create_task(self._expire_at_age(), name=f"fake-realtime-expiry-{self.id}")
         try:
             async for message in self._ws:
                 await self._on_message(message)
@@ -465,6 +497,8 @@ class FakeRealtimeSession:
             self._violation(f"FAKE ERROR: {type(exc).__name__}: {exc}")
             raise
         finally:
+            if not self.expired_by_age:  # else the expiry itself is closing the socket: let it finish
+                expiry.cancel()
             self._stop_responses()
             if self.close_code is None:
                 self.close_code = self._ws.close_code if self._ws.close_code is not None else 1006
@@ -585,7 +619,11 @@ class FakeRealtimeSession:
     # -- session --
 
     def _default_config(self) -> dict[str, Any]:
-        return default_session(self.id, self.model)
+        # The service's own session object, with the expiry this fake enforces (`session_max_seconds`).
+        return {
+            **default_session(self.id, self.model),
+            "expires_at": int(time.time() + self.server.session_max_seconds),
+        }
 
     async def _on_session_update(self, data: dict[str, Any]) -> None:
         update: dict[str, Any] = data["session"]
@@ -1239,6 +1277,7 @@ class FakeRealtimeServer:
         require_pcmu: bool = True,
         vad_rms_threshold: float = 500.0,
         interrupt_lag_chunks: int = 0,
+        session_max_seconds: float = SESSION_MAX_SECONDS,
     ) -> None:
         self.api_key = api_key
         self.connect_delay = connect_delay
@@ -1251,6 +1290,10 @@ class FakeRealtimeServer:
         self.vad_rms_threshold = vad_rms_threshold
         # Audio chunks an interrupted response still sends (deltas in flight when the service processed speech).
         self.interrupt_lag_chunks = interrupt_lag_chunks
+        # The age at which the service ends a session (session_expired, then a 1001 close).
+        self.session_max_seconds = session_max_seconds
+        # While True, every upgrade is answered 503 (an outage): no session is created.
+        self.refuse_sessions = False
         self.connection_attempts = 0
         self.refusals: list[tuple[int, str]] = []  # (HTTP status, reason) of every refused upgrade
         self.sessions: list[FakeRealtimeSession] = []
@@ -1325,6 +1368,10 @@ class FakeRealtimeServer:
                 "invalid_api_key",
                 violation=False,
             )
+        if self.refuse_sessions:
+            return self._refuse(
+                503, "The server is temporarily unavailable. Please retry.", "server_error", violation=False
+            )
         if "OpenAI-Beta" in request.headers:
             return self._refuse(
                 400,
@@ -1341,7 +1388,10 @@ class FakeRealtimeServer:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_MESSAGE_BYTES)
         if not ws.can_prepare(request).ok:
             return self._refuse(400, "Expected a WebSocket upgrade request.", "invalid_request", violation=True)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:
+            return ws  # the client went away while this server made it wait (connect_delay): no session
         session = FakeRealtimeSession(self, len(self.sessions), ws, request, model)
         self.sessions.append(session)
         self._changed.notify()

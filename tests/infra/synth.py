@@ -47,6 +47,7 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "businessApiBase": "https://bookings.example.com/api",
     "openaiVoice": "cedar",
     "answeringMachineDetection": "hangup",
+    "dtmfTransferDigit": "0",
     "apiWafRequestsPerIp": 900,
     "maxLiveCallsPerCaller": 3,
     "maxLiveWithheldCalls": 0,

@@ -8,6 +8,7 @@ from aws_cdk import CopyOptions, IgnoreMode, IgnoreStrategy
 
 from infra.bundling import REPO_ROOT
 from infra.constructs.relay import relay_image_excludes
+from relay.shutdown import DEFAULT_CLOSE_TIMEOUT_SECONDS, after_drain_seconds
 from tests.infra.synth import Synthesized
 from tests.infra.template_queries import (
     actions_of_role,
@@ -54,14 +55,32 @@ def test_container_stops_gracefully_and_gets_its_secrets_from_secrets_manager(an
     definition = container(any_stack)
     assert definition["StopTimeout"] == 120
     environment = container_environment(any_stack)
-    assert int(environment["DRAIN_TIMEOUT_SECONDS"]) < definition["StopTimeout"]
+    # The drain leaves the rest of the stop budget (hand-over, final writes, aiohttp's shutdown) inside StopTimeout.
+    drain = float(environment["DRAIN_TIMEOUT_SECONDS"])
+    assert drain + after_drain_seconds(DEFAULT_CLOSE_TIMEOUT_SECONDS) <= definition["StopTimeout"]
     secrets = {"OPENAI_API_KEY", "TWILIO_AUTH_TOKEN", "STREAM_TOKEN_SECRET", "CALLER_HASH_SECRET"}
     assert {s["Name"] for s in definition["Secrets"]} == secrets
     assert set(environment) >= RELAY_ENVIRONMENT_CONTRACT
     assert not secrets & set(environment)
     assert definition["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     assert definition["LogConfiguration"]["LogDriver"] == "awslogs"
-    assert "HealthCheck" not in definition  # a draining relay answers 503: ECS must not kill it for that
+    # The container's own check is liveness (/livez), never readiness: a warming or draining relay answers 503 on
+    # /healthz, and ECS must not kill it for that.
+    check = definition["HealthCheck"]
+    assert "/livez" in check["Command"][-1]
+    assert "/healthz" not in check["Command"][-1]
+    assert check["StartPeriod"] >= int(environment["READINESS_DEADLINE_SECONDS"])
+
+
+def test_readiness_the_target_group_and_the_grace_period_agree(any_stack: Synthesized):
+    """A new task answers /healthz 200 at the readiness deadline at the latest; the balancer then needs its healthy
+    threshold of checks; ECS's grace period must cover both, or a task slow to warm is replaced for it."""
+    deadline = int(container_environment(any_stack)["READINESS_DEADLINE_SECONDS"])
+    target_group = any_stack.only("AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    to_healthy = target_group["HealthyThresholdCount"] * target_group["HealthCheckIntervalSeconds"]
+    service = any_stack.only("AWS::ECS::Service")["Properties"]
+    assert service["HealthCheckGracePeriodSeconds"] >= deadline + to_healthy
+    assert target_group["HealthCheckTimeoutSeconds"] < target_group["HealthCheckIntervalSeconds"]
 
 
 def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
@@ -72,6 +91,8 @@ def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom
     assert custom["HUMAN_TRANSFER_NUMBER"] == "+15551239999"
     assert custom["BUSINESS_API_BASE"] == "https://bookings.example.com/api"
     assert custom["OPENAI_VOICE"] == "cedar"
+    assert custom["DTMF_TRANSFER_DIGIT"] == "0"
+    assert "DTMF_TRANSFER_DIGIT" not in default
 
 
 def test_task_runs_on_the_chosen_architecture_and_size(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):

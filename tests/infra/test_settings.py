@@ -89,6 +89,8 @@ def test_region_comes_from_the_cli_profile_then_the_sdk_environment():
         ({"openaiRealtimeUrl": "https://api.openai.com/v1/realtime"}, "openaiRealtimeUrl", "wss"),
         ({"region": "Europe"}, "region", "pattern"),
         ({"stackName": "1bad"}, "stackName", "pattern"),
+        ({"dtmfTransferDigit": "00"}, "dtmfTransferDigit", "pattern"),
+        ({"dtmfTransferDigit": "0"}, "(context)", "dtmfTransferDigit needs humanTransferNumber"),
     ],
 )
 def test_a_bad_value_fails_naming_its_key(context, key, hint):

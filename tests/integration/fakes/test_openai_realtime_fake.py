@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 
 import aiohttp
 import pytest
@@ -532,6 +533,51 @@ async def test_expire_sends_session_expired_then_closes_1001(
     assert (await client.next("error"))["error"]["code"] == "session_expired"
     await client.closed()
     assert client.ws.close_code == 1001
+    assert realtime_server.violations == []
+
+
+async def test_a_session_older_than_the_limit_is_expired_mid_response_and_closed(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with FakeRealtimeServer(session_max_seconds=0.6, chunk_interval=0.1) as server:
+        client = await open_client(http, server)
+        created = client.of_type("session.created")[0]["session"]
+        assert created["expires_at"] - int(time.time()) <= 1  # the session says when it ends
+        server.script(AudioResponse(tone(3000), "A reply far longer than the session has left."))
+        await client.send({"type": "response.create"})
+        await client.next("response.output_audio.delta")
+        error = await client.next("error")
+        assert error["error"]["code"] == "session_expired"
+        await client.closed()
+        assert client.ws.close_code == 1001
+        session = server.sessions[0]
+        assert session.expired_by_age
+        assert "response.done" not in client.types()  # the reply was cut off with the session
+        assert server.violations == []
+
+
+async def test_a_session_younger_than_the_limit_is_left_alone(
+    realtime_server: FakeRealtimeServer, http: aiohttp.ClientSession
+) -> None:
+    client = await open_client(http, realtime_server)
+    await client.send({"type": "response.create"})
+    await client.next("response.done")
+    session = realtime_server.sessions[0]
+    assert not session.expired_by_age
+    assert not client.of_type("error")
+
+
+async def test_refused_sessions_answer_503_until_the_outage_ends(
+    realtime_server: FakeRealtimeServer, http: aiohttp.ClientSession
+) -> None:
+    realtime_server.refuse_sessions = True
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await open_client(http, realtime_server)
+    assert refused.value.status == 503
+    assert realtime_server.sessions == []
+    realtime_server.refuse_sessions = False
+    await open_client(http, realtime_server)
+    assert len(realtime_server.sessions) == 1
     assert realtime_server.violations == []
 
 

@@ -6,16 +6,19 @@ endpoint through `AWS_ENDPOINT_URL` exercises exactly the code path production u
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import pytest
 from moto.server import ThreadedMotoServer
+from pydantic import BaseModel
 
 from callcore import stream_token
 from callcore.aws import dynamodb_client, reset_clients, s3_client
@@ -23,10 +26,13 @@ from callcore.local_resources import create_bucket, create_table
 from callcore.models import FULL_ATTESTATION, CallDirection, CallRecord
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
-from relay.app import GREETINGS, POOL, STATE, create_app
+from relay.app import GREETINGS, POOL, READINESS, STATE, create_app
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
-from relay.tools import ToolRegistry
+from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
+from relay.tools.call_tools import EndCall, TransferToHuman
+from relay.tools.hours import GetBusinessHours
+from relay.tools.schedule import OpeningSchedule
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FakeRealtimeSession
 from tests.fakes.twilio_media import FakeTwilioCall
@@ -138,6 +144,14 @@ class Relay:
     async def wait_pool(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await wait_until(lambda: self.app[POOL].ready_count >= count, timeout)
 
+    async def wait_ready(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            await self.app[READINESS].ready.wait()
+
+    def url_of(self, path: str) -> str:
+        """The relay's HTTP URL for `path` (e.g. /healthz)."""
+        return self.url.replace("ws://", "http://").replace("/media-stream", path)
+
 
 @pytest.fixture
 async def openai_factory() -> AsyncIterator[Any]:
@@ -234,13 +248,15 @@ async def call_control_fake() -> AsyncIterator[FakeCallControl]:
 
 GREETING_INBOUND_AUDIO = bytes((i * 7 + 3) % 251 for i in range(3200))  # 400 ms, a recognisable byte pattern
 GREETING_OUTBOUND_AUDIO = bytes((i * 11 + 5) % 241 for i in range(2400))
+FILLER_AUDIO = bytes((i * 13 + 1) % 239 for i in range(1600))  # 200 ms: "One moment, please."
 
 
-def greeting_renders() -> tuple[AudioResponse, AudioResponse]:
-    """What the model says when the relay renders its greeting cache at start-up (inbound, then outbound)."""
+def greeting_renders(inbound: bytes = GREETING_INBOUND_AUDIO) -> tuple[AudioResponse, AudioResponse, AudioResponse]:
+    """What the model says when the relay renders its cache at start-up (inbound, outbound greeting, the filler)."""
     return (
-        AudioResponse(GREETING_INBOUND_AUDIO, "Thanks for calling the office."),
+        AudioResponse(inbound, "Thanks for calling the office."),
         AudioResponse(GREETING_OUTBOUND_AUDIO, "Hello, this is the office calling."),
+        AudioResponse(FILLER_AUDIO, "One moment, please."),
     )
 
 
@@ -279,3 +295,71 @@ def assert_clean(relay: Relay) -> None:
         assert call.violations == [], call.violations
     if relay.call_control is not None:
         assert relay.call_control.violations == []
+
+
+async def caller_turn(session: FakeRealtimeSession, transcript: str) -> None:
+    """The caller says something (the server's VAD hears it start and stop)."""
+    await session.speech_started()
+    await session.speech_stopped(transcript)
+
+
+def delta_bytes(events: list[dict[str, Any]], item_id: str) -> int:
+    """Audio bytes of `item_id` among the fake model's sent events."""
+    return sum(
+        len(base64.b64decode(e["delta"]))
+        for e in events
+        if e["type"] == "response.output_audio.delta" and e["item_id"] == item_id
+    )
+
+
+# ---- tools the scenarios control ------------------------------------------------------------------------------------
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class ClockLookup(Tool[NoArgs]):
+    """Returns a value JSON cannot encode: the failure happens after the registry, in the session."""
+
+    name = "clock_lookup"
+    description = "Tells the time."
+    arguments = NoArgs
+
+    async def run(self, args: NoArgs, ctx: ToolContext) -> ToolOutcome:
+        return ToolOutcome(output={"now": datetime.now(UTC)})
+
+
+class GatedLookup(Tool[NoArgs]):
+    """Runs until the test opens the gate; swallows cancellation when `stubborn` (the bug teardown must survive)."""
+
+    name = "gated_lookup"
+    description = "A lookup the test controls."
+    arguments = NoArgs
+    gate: ClassVar[asyncio.Event]
+    entered: ClassVar[asyncio.Event]
+    stubborn: ClassVar[bool] = False
+
+    async def run(self, args: NoArgs, ctx: ToolContext) -> ToolOutcome:
+        GatedLookup.entered.set()
+        while not GatedLookup.gate.is_set():
+            try:
+                await GatedLookup.gate.wait()
+            except asyncio.CancelledError:
+                if not GatedLookup.stubborn:
+                    raise
+        return ToolOutcome(output={"found": True})
+
+
+@pytest.fixture
+def gated() -> type[GatedLookup]:
+    GatedLookup.gate = asyncio.Event()
+    GatedLookup.entered = asyncio.Event()
+    GatedLookup.stubborn = False
+    return GatedLookup
+
+
+def scenario_tools(settings: RelaySettings) -> ToolRegistry:
+    """Business hours, transfer, end_call and the two controllable lookups above."""
+    schedule = OpeningSchedule(settings.weekly_hours, settings.timezone)
+    return ToolRegistry([GetBusinessHours(schedule), TransferToHuman(), EndCall(), ClockLookup(), GatedLookup()])

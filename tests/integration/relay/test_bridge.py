@@ -7,11 +7,14 @@ import time
 from typing import Any
 
 from tests.fakes.audio import BYTES_PER_MS, tone
-from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
+from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse
 from tests.integration.relay.conftest import (
     GREETING_INBOUND_AUDIO,
     answered,
     assert_clean,
+    caller_turn,
+    delta_bytes,
+    scenario_tools,
     start_cached_relay,
     wait_until,
 )
@@ -129,4 +132,68 @@ async def test_barge_in_across_two_responses_truncates_the_one_playing(
     assert len(session.truncations) == 1
     await call.stop()
     await relay.wait_idle()
+    assert_clean(relay)
+
+
+async def test_audio_of_a_cut_item_still_arriving_after_barge_in_is_never_played(
+    relay_factory: Any, openai_factory: Any
+) -> None:
+    # Paced chunks, and an interruption the service processes three chunks late: those deltas reach the relay after
+    # speech_started, as they do when they were already in flight.
+    openai = await openai_factory(audio_chunk_ms=100, chunk_interval=0.05, interrupt_lag_chunks=3)
+    relay = await start_cached_relay(relay_factory, openai)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    reply, next_reply = tone(3000), tone(300, freq=800)
+    session.script(AudioResponse(reply, "one two three four five six"), AudioResponse(next_reply, "Yes?"))
+    await caller_turn(session, "What are your hours?")
+    await wait_until(lambda: call.heard_ms() * BYTES_PER_MS >= len(GREETING_INBOUND_AUDIO) + 200 * BYTES_PER_MS)
+    await session.speech_started()
+    done = await session.wait_for_response_done(nth=1)
+    assert done["response"]["status"] == "cancelled"
+    cut_item = session.responses[0]["item_id"]
+    started_at = max(i for i, e in enumerate(session.sent_events) if e["type"] == "input_audio_buffer.speech_started")
+    before = delta_bytes(session.sent_events[:started_at], cut_item)
+    after = delta_bytes(session.sent_events[started_at:], cut_item)
+    assert after > 0, "no audio arrived after speech_started: the test did not exercise in-flight deltas"
+    await session.speech_stopped("Are you open now?")
+    # The next reply passed through the same event stream after the late deltas: they were handled by then.
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + before + len(next_reply))
+    assert bytes(call.received_media) == GREETING_INBOUND_AUDIO + reply[:before] + next_reply
+    await call.stop()
+    await relay.wait_idle()
+    assert_clean(relay)
+
+
+async def test_barge_in_cuts_an_answer_the_caller_heard_none_of_at_zero(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    relay = await start_cached_relay(relay_factory, openai_fake, tools=scenario_tools)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    first, second = tone(1500, freq=500), tone(800, freq=700)
+    session.script(
+        AudioResponse(first, "Let me check that for you.", then_call=FunctionCallResponse("get_business_hours", {})),
+        AudioResponse(second, "We are open from nine to five."),
+    )
+    await caller_turn(session, "When are you open?")
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(first) + len(second))
+    first_item, second_item = session.responses[0]["item_id"], session.responses[1]["item_id"]
+    # The answer reached Twilio but waits behind the first sentence: none of it has played.
+    assert call.queued_ms() > len(second) / BYTES_PER_MS
+    await session.speech_started()
+    await wait_until(lambda: call.clears == 1)
+    played = call.timeline.played_bytes_at(time.monotonic_ns())
+    assert played < len(GREETING_INBOUND_AUDIO) + len(first)
+    await session.wait_for_event("conversation.item.truncate", lambda e: e["item_id"] == second_item)
+    await call.stop()
+    await relay.wait_idle()
+    cuts = {t["item_id"]: t["audio_end_ms"] for t in session.truncations}
+    assert set(cuts) == {first_item, second_item}
+    assert 0 < cuts[first_item] < len(first) / BYTES_PER_MS  # the sentence: cut where the caller stopped hearing it
+    assert cuts[second_item] == 0  # the answer nobody heard: the model must not believe it said it
+    answer = next(item for item in session.items if item["id"] == second_item)
+    assert answer["truncated_at_ms"] == 0
+    turns = relay.storage.store.list_turns(call.call_sid)
+    assert [t.heard_ms for t in turns if t.item_id == second_item] in ([], [None])
     assert_clean(relay)

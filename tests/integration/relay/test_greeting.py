@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from callcore.models import CallDirection
+from callcore.models import CallDirection, TurnRole
 from relay.app import GREETINGS
+from tests.fakes.audio import silence, tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.integration.relay.conftest import (
     GREETING_INBOUND_AUDIO,
+    Relay,
     answered,
     assert_clean,
+    greeting_renders,
     start_cached_relay,
     wait_until,
 )
+
+TRUNCATION_TOLERANCE_MS = 40
+LONG_GREETING = tone(2400, freq=350)
 
 
 async def test_cached_greeting_plays_before_the_slow_model_session_even_answers(
@@ -97,4 +103,63 @@ async def test_warm_pool_session_serves_the_call_and_is_replaced(relay_factory: 
     await call.stop()
     await relay.wait_idle()
     await asyncio.wait_for(warm.closed.wait(), 2)
+    assert_clean(relay)
+
+
+async def start_long_greeting_relay(relay_factory: Any, openai: FakeRealtimeServer, **kwargs: Any) -> Relay:
+    openai.script(*greeting_renders(LONG_GREETING))
+    relay: Relay = await relay_factory(openai=openai, env={"GREETING_CACHE": "true"}, **kwargs)
+    await relay.wait_greeting_cache()
+    return relay
+
+
+async def test_barge_in_over_the_cached_greeting_records_and_seeds_only_what_was_heard(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    relay = await start_long_greeting_relay(relay_factory, openai_fake)
+    call = relay.new_call()
+    await call.connect()
+    session = await openai_fake.wait_for_session(1)
+    # The call's own instructions (not the pool's base configuration): the relay handles model events from here.
+    await session.wait_for_event("session.update", lambda e: "already greeted" in e["session"].get("instructions", ""))
+    await wait_until(lambda: call.heard_ms() >= 800)
+    await session.speech_started()
+    seed = await session.wait_for_event("conversation.item.create")
+    await wait_until(lambda: call.clears == 1)
+    heard = call.heard_ms()  # frozen by the clear
+    full_text = relay.app[GREETINGS].text_for(CallDirection.INBOUND)
+    seed_text = seed["item"]["content"][0]["text"]
+    assert seed["item"]["role"] == "assistant"
+    assert 0 < len(seed_text) < len(full_text)
+    assert full_text.startswith(seed_text)  # the model is told only the words the caller heard
+    await call.stop()
+    await relay.wait_idle()
+    [greeting] = [t for t in relay.storage.store.list_turns(call.call_sid) if t.role is TurnRole.AGENT]
+    assert greeting.interrupted
+    assert greeting.heard_ms is not None
+    assert abs(greeting.heard_ms - heard) <= TRUNCATION_TOLERANCE_MS, (greeting.heard_ms, heard)
+    assert greeting.text == seed_text
+    assert_clean(relay)
+
+
+async def test_greeting_seed_goes_before_a_caller_turn_committed_first(relay_factory: Any, openai_factory: Any) -> None:
+    # The call's model session connects after the 400 ms greeting has played; the caller said "hello?" meanwhile, so
+    # the backlog flushed on connect commits their turn (server VAD) before the seed is sent.
+    openai = await openai_factory(connect_delay=0.6, vad=True)
+    relay = await start_cached_relay(relay_factory, openai)
+    call = relay.new_call()
+    await call.connect()
+    await call.send_audio(tone(300) + silence(700), realtime=False)
+    session = await openai.wait_for_session(1)
+    seed = await session.wait_for_event(
+        "conversation.item.create", lambda e: e["item"].get("role") == "assistant", timeout=5
+    )
+    committed = [e for e in session.sent_events if e["type"] == "input_audio_buffer.committed"]
+    assert committed, "the caller's turn was not committed before the seed: the test did not set up the race"
+    assert seed["previous_item_id"] == "root"
+    first = session.items[0]
+    assert (first["type"], first.get("role"), first["source"]) == ("message", "assistant", "client")
+    assert any(item.get("source") == "caller" for item in session.items[1:])
+    await call.stop()
+    await relay.wait_idle()
     assert_clean(relay)

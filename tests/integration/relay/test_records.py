@@ -16,6 +16,7 @@ from tests.integration.relay.conftest import (
     GREETING_INBOUND_AUDIO,
     answered,
     assert_clean,
+    caller_turn,
     start_cached_relay,
     wait_until,
 )
@@ -95,4 +96,24 @@ async def test_records_of_a_whole_call(relay_factory: Any, openai_factory: Any) 
         Key={"pk": {"S": call_pk(call.call_sid)}, "sk": {"S": turn_sk(0)}},
     )["Item"]
     assert TTL_ATTRIBUTE in item
+    assert_clean(relay)
+
+
+async def test_a_transcript_turn_is_stored_before_the_call_ends(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    relay = await start_cached_relay(relay_factory, openai_fake)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(AudioResponse(tone(200), "Sure."))
+    await caller_turn(session, "A table for two, please.")
+
+    def stored() -> bool:
+        return any(t.text == "A table for two, please." for t in relay.storage.store.list_turns(call.call_sid))
+
+    await wait_until(stored)
+    assert relay.live_calls == 1  # the call is still going
+    assert not call.closed.is_set()
+    await call.stop()
+    await relay.wait_idle()
     assert_clean(relay)

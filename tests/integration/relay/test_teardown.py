@@ -6,9 +6,18 @@ import asyncio
 from typing import Any
 
 from relay.app import STATE
-from tests.fakes.call_control import FakeCallControl
-from tests.fakes.openai_realtime import FakeRealtimeServer
-from tests.integration.relay.conftest import answered, assert_clean, start_cached_relay
+from tests.fakes.openai_realtime import FakeRealtimeServer, FunctionCallResponse
+from tests.integration.relay.conftest import (
+    GatedLookup,
+    answered,
+    assert_clean,
+    caller_turn,
+    scenario_tools,
+    start_cached_relay,
+)
+
+# A short reconnect budget: these tests are about what a call leaves behind, not how long it tries.
+GIVE_UP_SOON = {"MODEL_RECONNECT_SECONDS": "0.5"}
 
 
 def leftover_tasks(call_sid: str) -> list[str]:
@@ -43,31 +52,16 @@ async def test_twilio_line_drop_closes_the_model_session(relay_factory: Any, ope
     assert leftover_tasks(call.call_sid) == []
 
 
-async def test_model_drop_closes_twilio(relay_factory: Any, openai_fake: FakeRealtimeServer) -> None:
-    relay = await start_cached_relay(relay_factory, openai_fake)
+async def test_a_model_lost_for_good_closes_twilio(relay_factory: Any, openai_fake: FakeRealtimeServer) -> None:
+    relay = await start_cached_relay(relay_factory, openai_fake, env=GIVE_UP_SOON)
     call = relay.new_call()
     session = await answered(relay, call, 1)
+    openai_fake.refuse_sessions = True
     await session.drop()
-    await call.wait_closed(timeout=2)
+    await call.wait_closed(timeout=5)
     await relay.wait_idle()
     assert leftover_tasks(call.call_sid) == []
     assert relay.storage.store.require_call(call.call_sid).outcome.value == "error"  # type: ignore[union-attr]
-
-
-async def test_model_failure_hands_the_caller_to_a_human(
-    relay_factory: Any, openai_fake: FakeRealtimeServer, call_control_fake: FakeCallControl
-) -> None:
-    relay = await start_cached_relay(relay_factory, openai_fake, call_control=call_control_fake)
-    call = relay.new_call()
-    session = await answered(relay, call, 1)
-    await session.expire()  # the service ends the session for good
-    call_sid, body = await call_control_fake.wait_for("transfer", timeout=5)
-    assert call_sid == call.call_sid
-    assert body["reason"] == "agent_unavailable"
-    await call.wait_closed(timeout=3)
-    await relay.wait_idle()
-    assert relay.storage.store.require_call(call.call_sid).outcome.value == "transferred"  # type: ignore[union-attr]
-    assert leftover_tasks(call.call_sid) == []
 
 
 async def test_unreachable_model_with_no_human_line_ends_the_stream(relay_factory: Any, openai_factory: Any) -> None:
@@ -77,5 +71,49 @@ async def test_unreachable_model_with_no_human_line_ends_the_stream(relay_factor
     await call.connect()
     await call.wait_closed(timeout=5)
     assert call.close_code == 1001
+    assert openai.connection_attempts == 1  # a refused key is not retried: nothing another try could change
     await relay.wait_idle()
     assert leftover_tasks(call.call_sid) == []
+
+
+async def test_a_task_ignoring_cancellation_does_not_keep_the_sockets_open(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, gated: type[GatedLookup]
+) -> None:
+    gated.stubborn = True
+    relay = await start_cached_relay(relay_factory, openai_fake, tools=scenario_tools, env=GIVE_UP_SOON)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(FunctionCallResponse("gated_lookup", {}))
+    try:
+        await caller_turn(session, "Can you look that up?")
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        openai_fake.refuse_sessions = True
+        await session.drop()  # the model goes away for good; the relay ends the call while the tool still hangs
+        await call.wait_closed(timeout=5)
+        await relay.wait_idle()  # the records were written too
+        assert not gated.gate.is_set()  # ordering: all of this happened while the tool still ignored its cancel
+        record = relay.storage.store.require_call(call.call_sid)
+        assert record.outcome is not None
+        assert record.outcome.value == "error"
+    finally:
+        gated.gate.set()
+
+
+async def test_teardown_closes_the_model_session_while_a_task_ignores_cancellation(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, gated: type[GatedLookup]
+) -> None:
+    gated.stubborn = True
+    relay = await start_cached_relay(relay_factory, openai_fake, tools=scenario_tools)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(FunctionCallResponse("gated_lookup", {}))
+    try:
+        await caller_turn(session, "Can you look that up?")
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        await call.stop()
+        await asyncio.wait_for(session.closed.wait(), 5)  # the model session does not wait for the stuck tool
+        await relay.wait_idle()
+        assert not gated.gate.is_set()
+        assert relay.storage.store.require_call(call.call_sid).transcript_key is not None
+    finally:
+        gated.gate.set()

@@ -7,8 +7,6 @@ import json
 import time
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
 from relay.settings import RelaySettings
 from relay.tools import Tool, ToolContext, ToolOutcome, ToolRegistry
 from relay.tools.booking import BookAppointment, BookingRules, CheckAvailability
@@ -16,14 +14,20 @@ from relay.tools.booking_backends import LocalBookingStore
 from relay.tools.call_tools import EndCall, TransferToHuman
 from relay.tools.hours import GetBusinessHours
 from relay.tools.schedule import OpeningSchedule
-from tests.fakes.audio import tone
+from tests.fakes.audio import BYTES_PER_MS, tone
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse
-from tests.integration.relay.conftest import answered, assert_clean, start_cached_relay, wait_until
-
-
-class NoArgs(BaseModel):
-    pass
+from tests.integration.relay.conftest import (
+    GREETING_INBOUND_AUDIO,
+    GatedLookup,
+    NoArgs,
+    answered,
+    assert_clean,
+    caller_turn,
+    scenario_tools,
+    start_cached_relay,
+    wait_until,
+)
 
 
 class SlowLookup(Tool[NoArgs]):
@@ -201,6 +205,91 @@ async def test_end_call_hangs_up_only_after_the_goodbye_was_heard(
     outcome = relay.storage.store.require_call(call.call_sid).outcome
     assert outcome is not None
     assert outcome.value == "completed_by_agent"
+    assert_clean(relay)
+
+
+async def test_a_tool_failing_outside_the_registry_still_answers_the_model(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    relay = await start_cached_relay(relay_factory, openai_fake, tools=scenario_tools)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    apology = tone(300, freq=620)
+    session.script(FunctionCallResponse("clock_lookup", {}, call_id="call_clock"), AudioResponse(apology, "Sorry."))
+    await caller_turn(session, "What time is it?")
+    output = await session.wait_for_event(
+        "conversation.item.create", lambda e: e["item"]["type"] == "function_call_output"
+    )
+    assert output["item"]["call_id"] == "call_clock"
+    assert "failed" in json.loads(output["item"]["output"])["error"]
+    await session.wait_for_event("response.create")  # the model is asked to put the failure into words
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(apology))  # no dead air
+    await call.stop()
+    await relay.wait_idle()
+    [tool] = [t for turn in relay.storage.store.list_turns(call.call_sid) for t in turn.tool_calls]
+    assert not tool.ok
+    assert relay.metric_values("ToolErrors") == [1]
+    assert_clean(relay)
+
+
+async def test_model_audio_keeps_flowing_while_a_slow_tool_runs(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, gated: type[GatedLookup]
+) -> None:
+    relay = await start_cached_relay(
+        relay_factory, openai_fake, tools=scenario_tools, env={"TOOL_TIMEOUT_SECONDS": "10"}
+    )
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    hold, answer = tone(600, freq=450), tone(300, freq=750)
+    session.script(
+        FunctionCallResponse("gated_lookup", {}, call_id="call_gated"),
+        AudioResponse(hold, "Still there? One moment please."),
+        AudioResponse(answer, "Found it."),
+    )
+    try:
+        await caller_turn(session, "Can you look that up?")
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        await caller_turn(session, "Hello?")  # the model answers while the tool is still running
+        await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(hold))
+        assert not gated.gate.is_set()  # ordering: that audio reached the caller before the tool finished
+    finally:
+        gated.gate.set()
+    output = await session.wait_for_event(
+        "conversation.item.create", lambda e: e["item"]["type"] == "function_call_output"
+    )
+    assert json.loads(output["item"]["output"]) == {"found": True}
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(hold) + len(answer))
+    await call.stop()
+    await relay.wait_idle()
+    assert_clean(relay)
+
+
+async def test_barge_in_over_the_goodbye_cancels_the_hang_up(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, call_control_fake: FakeCallControl
+) -> None:
+    relay = await start_cached_relay(relay_factory, openai_fake, call_control=call_control_fake, tools=scenario_tools)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    goodbye, reply = tone(2000, freq=520), tone(400, freq=660)
+    session.script(
+        FunctionCallResponse("end_call", {"reason": "caller is done"}),
+        AudioResponse(goodbye, "Thanks for calling, goodbye!"),
+        AudioResponse(reply, "Of course, what else can I do?"),
+    )
+    await caller_turn(session, "That's all, bye!")
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(goodbye))
+    await wait_until(lambda: call.heard_ms() * BYTES_PER_MS >= len(GREETING_INBOUND_AUDIO) + 300 * BYTES_PER_MS)
+    await session.speech_started()  # "oh wait..."
+    note = await session.wait_for_event("conversation.item.create", lambda e: e["item"].get("role") == "system")
+    assert "not ended" in note["item"]["content"][0]["text"]
+    await session.speech_stopped("Oh wait, one more thing.")
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + len(goodbye) + len(reply))
+    await wait_until(lambda: call.queued_ms() == 0)  # the model's answer to the new turn was heard in full
+    assert call_control_fake.calls_for("hangup") == []
+    assert not call.closed.is_set()
+    await call.stop()
+    await relay.wait_idle()
+    assert relay.storage.store.require_call(call.call_sid).outcome.value == "caller_hung_up"  # type: ignore[union-attr]
     assert_clean(relay)
 
 

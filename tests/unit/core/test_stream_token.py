@@ -65,7 +65,20 @@ def test_wrong_version() -> None:
 
 
 @pytest.mark.parametrize(
-    "token", ["", "v1", "v1.123", "v1.abc.def", "v1.12.34.56", "v1.-5." + "0" * 64, "v1.1800000100." + "z" * 63]
+    "token",
+    [
+        "",
+        "v1",
+        "v1.123",
+        "v1.abc.def",
+        "v1.12.34.56",
+        "v1.-5." + "0" * 64,
+        "v1.1800000100." + "z" * 63,
+        "v1.\u00b9\u00b2\u00b3." + "0" * 64,  # superscript digits: str.isdigit() says yes, int() refuses them
+        "v1.\u0661\u0662\u0663." + "0" * 64,  # Arabic-Indic digits: int() reads them, the contract does not
+        "v1." + "9" * 5000 + "." + "0" * 64,  # past int()'s digit limit
+        "v1." + "1" * 13 + "." + "0" * 64,
+    ],
 )
 def test_malformed(token: str) -> None:
     assert refusal(token) is TokenRefusal.MALFORMED

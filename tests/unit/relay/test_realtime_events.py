@@ -50,6 +50,8 @@ def test_session_update_is_ga_pcmu_both_ways(relay_env: dict[str, str], detectio
         realtime.assistant_message("Thanks for calling."),
         realtime.assistant_message("Thanks for calling.", previous_item_id="root"),
         realtime.system_message("Wrap up."),
+        realtime.user_message("The caller pressed 7 on the keypad."),
+        realtime.function_call_item("call_1", "get_business_hours", "{}"),
         realtime.response_create(),
         realtime.response_create("Say goodbye."),
         realtime.out_of_band_speech("Hello there."),

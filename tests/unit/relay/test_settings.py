@@ -19,6 +19,9 @@ def test_defaults_follow_the_contract(relay_settings: RelaySettings) -> None:
     assert relay_settings.model_name == "gpt-realtime"
     assert relay_settings.prompt_file.is_file()
     assert relay_settings.prices.audio_output == Decimal(64)
+    assert relay_settings.model_session_max_seconds == 3300
+    assert relay_settings.silence_timeout_seconds == 20
+    assert relay_settings.dtmf_transfer_digit is None
 
 
 def test_secrets_never_appear_in_repr(relay_settings: RelaySettings) -> None:
@@ -47,6 +50,16 @@ def test_secrets_never_appear_in_repr(relay_settings: RelaySettings) -> None:
         ("PRICE_AUDIO_INPUT_PER_M", "-3", "PRICE_AUDIO_INPUT_PER_M"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL"),
         ("CALLER_PROFILE_RETENTION_DAYS", "0", "CALLER_PROFILE_RETENTION_DAYS"),
+        ("MODEL_SESSION_MAX_SECONDS", "3600", "less than or equal to 3540"),
+        ("MODEL_RECONNECT_SECONDS", "0", "MODEL_RECONNECT_SECONDS"),
+        ("SILENCE_TIMEOUT_SECONDS", "0", "SILENCE_TIMEOUT_SECONDS"),
+        ("STREAM_IDLE_TIMEOUT_SECONDS", "90", "less than or equal to 55"),
+        ("DTMF_TRANSFER_DIGIT", "00", "DTMF_TRANSFER_DIGIT"),
+        ("DTMF_TRANSFER_DIGIT", "a", "DTMF_TRANSFER_DIGIT"),
+        ("MAX_PENDING_STREAMS", "0", "MAX_PENDING_STREAMS"),
+        ("READINESS_DEADLINE_SECONDS", "-1", "READINESS_DEADLINE_SECONDS"),
+        ("DRAIN_TIMEOUT_SECONDS", "110", "stop timeout"),
+        ("MAX_CALL_SECONDS", "30", "MAX_CALL_WARNING_SECONDS must be shorter than MAX_CALL_SECONDS"),
     ],
 )
 def test_bad_values_are_named(relay_env: dict[str, str], env: str, value: str, complaint: str) -> None:
@@ -86,3 +99,31 @@ def test_caller_hash_key_is_derived_from_the_token_secret(relay_env: dict[str, s
 def test_log_level_is_a_validated_setting(relay_env: dict[str, str], value: str, level: LogLevel) -> None:
     relay_env["LOG_LEVEL"] = value
     assert RelaySettings.from_env(relay_env).log_level is level
+
+
+def test_a_transfer_key_needs_a_human_line(relay_env: dict[str, str]) -> None:
+    relay_env["DTMF_TRANSFER_DIGIT"] = "0"
+    with pytest.raises(SettingsError, match="DTMF_TRANSFER_DIGIT needs HUMAN_TRANSFER_NUMBER"):
+        RelaySettings.from_env(relay_env)
+    relay_env["HUMAN_TRANSFER_NUMBER"] = "+15557650000"
+    assert RelaySettings.from_env(relay_env).dtmf_transfer_digit == "0"
+
+
+def test_pooled_sessions_must_be_younger_than_the_rotation_age(relay_env: dict[str, str]) -> None:
+    relay_env.update(MODEL_SESSION_MAX_SECONDS="300", MODEL_POOL_MAX_AGE_SECONDS="600")
+    with pytest.raises(SettingsError, match="MODEL_POOL_MAX_AGE_SECONDS must be below MODEL_SESSION_MAX_SECONDS"):
+        RelaySettings.from_env(relay_env)
+    relay_env["MODEL_POOL_SIZE"] = "0"  # no pool: nothing to compare
+    assert RelaySettings.from_env(relay_env).model_session_max_seconds == 300
+
+
+def test_the_drain_may_grow_when_sockets_close_faster(relay_env: dict[str, str]) -> None:
+    """The stop budget counts CLOSE_TIMEOUT_SECONDS twice (each call's sockets, then the warm sessions)."""
+    from relay.shutdown import CONTAINER_STOP_TIMEOUT_SECONDS, max_drain_seconds
+
+    relay_env.update(CLOSE_TIMEOUT_SECONDS="0.5", DRAIN_TIMEOUT_SECONDS=str(max_drain_seconds(0.5)))
+    settings = RelaySettings.from_env(relay_env)
+    assert settings.drain_timeout_seconds < CONTAINER_STOP_TIMEOUT_SECONDS
+    relay_env["CLOSE_TIMEOUT_SECONDS"] = "5"
+    with pytest.raises(SettingsError, match="DRAIN_TIMEOUT_SECONDS must be at most"):
+        RelaySettings.from_env(relay_env)
