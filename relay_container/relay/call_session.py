@@ -206,6 +206,9 @@ class CallSession:
 
     async def _teardown(self) -> None:
         self._ending = True
+        under_way = self.hand_off.outcome_under_way()
+        if under_way is not None:
+            self.settle_outcome(under_way)
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:

@@ -67,6 +67,14 @@ class HandOff:
         self._action, self._outcome = action, outcome
         self._task = self._call.spawn(self._run(action, response, wait_for_words), "hand-off")
 
+    def outcome_under_way(self) -> CallOutcome | None:
+        """The outcome of a transfer or hang-up whose request is on its way to call control: when the stream ends
+        meanwhile, Twilio has carried it out before its answer arrived (it stops the stream as it acts), so the end
+        is the agent's doing, not the caller hanging up."""
+        if not self._committed or self._task is None or self._task.done() or self._action is None:
+            return None
+        return CallOutcome.TRANSFERRED if isinstance(self._action, TransferRequest) else self._outcome
+
     async def cancel_goodbye_if_pending(self) -> None:
         """The caller speaks while a goodbye is still to be heard: do not hang up on them."""
         task, action = self._task, self._action

@@ -78,6 +78,7 @@ def render_instructions(
         business_name=settings.business_name,
         local_time=local.strftime("%H:%M"),
         weekday=local.strftime("%A"),
+        local_date=local.strftime("%Y-%m-%d"),  # the booking tools take dates as YYYY-MM-DD
         time_of_day=_time_of_day(local),
         open_status="open" if hours.is_open(local) else "closed",
         business_hours=hours.describe(),

@@ -208,6 +208,52 @@ async def test_end_call_hangs_up_only_after_the_goodbye_was_heard(
     assert_clean(relay)
 
 
+async def test_the_stream_stopping_while_the_hangup_is_answered_still_records_the_agents_hangup(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, call_control_fake: FakeCallControl
+) -> None:
+    """Twilio completes the call (and stops the stream) before the hang-up request's answer reaches the relay: the
+    stream's end is the hang-up's own doing, not the caller hanging up."""
+    relay = await _relay(relay_factory, openai_fake, call_control_fake)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(
+        FunctionCallResponse("end_call", {"reason": "caller is done"}),
+        AudioResponse(tone(300, freq=520), "Goodbye!"),
+    )
+    call_control_fake.set_response("hangup", delay=3.0)
+    await session.speech_started()
+    await session.speech_stopped("That's all, bye!")
+    await call_control_fake.wait_for("hangup", timeout=10)
+    await call.stop()  # while the hang-up request is still waiting for its answer
+    await relay.wait_idle()
+    outcome = relay.storage.store.require_call(call.call_sid).outcome
+    assert outcome is not None
+    assert outcome.value == "completed_by_agent"
+    assert_clean(relay)
+
+
+async def test_the_stream_stopping_while_the_transfer_is_answered_records_the_transfer(
+    relay_factory: Any, openai_fake: FakeRealtimeServer, call_control_fake: FakeCallControl
+) -> None:
+    relay = await _relay(relay_factory, openai_fake, call_control_fake)
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(
+        FunctionCallResponse("transfer_to_human", {"reason": "billing", "summary": "Caller disputes an invoice."}),
+        AudioResponse(tone(300, freq=600), "Connecting you now."),
+    )
+    call_control_fake.set_response("transfer", delay=3.0)
+    await session.speech_started()
+    await session.speech_stopped("A person please.")
+    await call_control_fake.wait_for("transfer", timeout=10)
+    await call.stop()  # Twilio redirected the call before the transfer endpoint answered
+    await relay.wait_idle()
+    outcome = relay.storage.store.require_call(call.call_sid).outcome
+    assert outcome is not None
+    assert outcome.value == "transferred"
+    assert_clean(relay)
+
+
 async def test_a_tool_failing_outside_the_registry_still_answers_the_model(
     relay_factory: Any, openai_fake: FakeRealtimeServer
 ) -> None:

@@ -18,7 +18,7 @@ def test_inbound_prompt_has_the_call_context(relay_settings: RelaySettings) -> N
     text = render_instructions(
         relay_settings, record, greeting="Hi there.", now=datetime(2025, 11, 17, 15, 30, tzinfo=UTC)
     )
-    assert "10:30 (Monday, morning)" in text
+    assert "10:30 on Monday 2025-11-17 (morning)" in text  # the date the booking tools take
     assert "We are open right now" in text
     assert 'already greeted the caller with: "Hi there."' in text
     assert "inbound" in text
