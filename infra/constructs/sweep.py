@@ -48,7 +48,7 @@ class EndOfCallSweep(Construct):
             timeout=SWEEP_TIMEOUT,
             memory_mib=512,
             statements=[
-                # Lists the last two days' calls through the by-day index, then the status route's own work; Twilio's
+                # Lists the last three days' calls through the by-day index, then the status route's own work; Twilio's
                 # REST API is reached with the account's credentials from the settings secrets.
                 *table_statements(storage.table, storage.key, TABLE_UPDATE_AND_QUERY, include_by_day_index=True),
                 *archive_statements(bucket, storage.key, read=True),

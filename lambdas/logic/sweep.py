@@ -3,8 +3,8 @@
 The status Lambda does the end-of-call work when Twilio's terminal callback arrives (`call_status.finish_call`), and
 writes `finished_at` once all of it succeeded. Without this sweep a call would keep its agent seat (the fleet's
 capacity shrinking call by call) when that work failed, or when the callback itself was lost (a 5xx, a timeout, a
-throttled request: Twilio does not retry those). Each run lists the last two UTC days' calls through the by-day index
-and, for each one:
+throttled request: Twilio does not retry those). Each run lists the calls of the last three UTC days through the
+by-day index and, for each one:
 
 1. ended but unfinished, and old enough to have finished by itself: finish it;
 2. still open on its record long after it must have ended: ask Twilio's REST API, then finish it or give back its
@@ -33,7 +33,10 @@ from lambdas.twilio_calls import TwilioCalls
 
 # Well past the status Lambda's own attempt (its timeout is 20 s) and the relay's end-of-call write.
 SWEEP_AFTER = timedelta(minutes=5)
-DAYS_SWEPT = 2  # today and yesterday (UTC): a call that ended just after midnight started the day before
+# Today and the two days before (UTC), by the day a call started: a call that started just before midnight, lasted up
+# to MAX_CALL_SECONDS (4 h at most) and finished after it is due to lose its raw number RAW_NUMBER_RETENTION_HOURS
+# (24 h at most) later, which is two UTC days after the day it started.
+DAYS_SWEPT = 3
 PAGE_SIZE = 100
 
 

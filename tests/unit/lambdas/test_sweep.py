@@ -14,8 +14,9 @@ from callcore.transcripts import call_summary_key
 from lambdas.handlers import sweep as sweep_handler
 from lambdas.logic import reconcile
 from lambdas.logic.reconcile import OPEN_CALL_MARGIN
-from lambdas.logic.sweep import SWEEP_AFTER
+from lambdas.logic.sweep import SWEEP_AFTER, sweep
 from lambdas.settings import load_settings
+from lambdas.twilio_calls import twilio_calls
 from tests.unit.lambdas.conftest import Handler, emitted_metrics
 from tests.unit.lambdas.events import BUCKET, CALLER_NUMBER, FakeLambdaContext
 
@@ -264,6 +265,23 @@ def test_a_finished_call_loses_its_raw_number_after_the_window_and_keeps_its_has
     assert CALLER_NUMBER not in str(aws.store.client.get_item(TableName=aws.store.table_name, Key=_key(old)))
     assert emitted_metrics(capsys.readouterr().out).get("NumbersRedacted") == 1
     assert run_sweep()["redacted"] == 0
+
+
+def test_a_call_started_before_midnight_loses_its_raw_number_two_days_later(aws, make_call, twilio):
+    # Started at 23:50, finished two hours later: due for masking on the second UTC day after the day it started.
+    started = datetime.now(UTC).replace(hour=23, minute=50, second=0, microsecond=0) - timedelta(days=3)
+    call = make_call(created_at=started, status=CallStatus.RINGING)
+    assert aws.store.apply_status(call.call_sid, CallStatus.COMPLETED, 3, at=started + timedelta(hours=2))
+    finished = started + timedelta(hours=2)
+    aws.store.mark_finished(call.call_sid, at=finished)
+    settings = load_settings()
+    due = finished + timedelta(hours=settings.raw_number_retention_hours, minutes=5)
+    assert (due.date() - started.date()).days == 2
+
+    report = sweep(settings=settings, store=aws.store, archive=aws.archive, calls=twilio_calls(settings), now=due)
+
+    assert report.redacted == 1
+    assert aws.store.require_call(call.call_sid).from_number == mask_phone(CALLER_NUMBER)
 
 
 def _key(call: Any) -> dict[str, Any]:
