@@ -9,7 +9,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench clean
+.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench profiles clean
 
 setup: $(INSTALLED) ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
 
@@ -44,6 +44,9 @@ synth: $(INSTALLED) ## cdk synth offline (no Docker); cdk-nag fails it on any un
 
 call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
 	$(PY) -m local.call
+
+profiles: $(INSTALLED) ## validate every receptionist profile in profiles/ and print its effective settings
+	$(PY) -m callcore.profiles
 
 bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core, Lambda cold starts
 	$(PY) bench/relay_latency.py

@@ -18,7 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from relay.settings import RelaySettings, TurnDetection
+from callcore.profiles.model import TurnDetection
+from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 

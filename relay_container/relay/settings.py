@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
+from callcore.business_hours import WeeklyHours
 from callcore.models import E164_PATTERN
 from callcore.pricing import ModelPrices
+from callcore.profiles.model import TurnDetection, VadEagerness
 from callcore.settings import CALLER_HASH_KEY_DESCRIPTION, StorageSettings, caller_hash_key
-from relay.business_hours import WeeklyHours
 from relay.shutdown import (
     CONTAINER_STOP_TIMEOUT_SECONDS,
     DEFAULT_CLOSE_TIMEOUT_SECONDS,
@@ -32,24 +33,12 @@ DEFAULT_PROMPT_FILE = PROMPTS_DIR / "system.md"
 MEDIA_STREAM_PATH = "/media-stream"
 
 
-class TurnDetection(StrEnum):
-    SERVER_VAD = "server_vad"
-    SEMANTIC_VAD = "semantic_vad"
-
-
 class LogLevel(StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
     WARNING = "WARNING"
     ERROR = "ERROR"
     CRITICAL = "CRITICAL"
-
-
-class VadEagerness(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    AUTO = "auto"
 
 
 def _websocket_url(value: str) -> str:

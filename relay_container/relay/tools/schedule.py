@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from relay.business_hours import WeeklyHours
+from callcore.business_hours import WeeklyHours
 
 SLOT_MINUTES = 30
 MINUTES_PER_DAY = 24 * 60

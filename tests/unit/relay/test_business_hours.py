@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from relay.business_hours import WeeklyHours
+from callcore.business_hours import WeeklyHours
 
 
 def test_parse_and_is_open() -> None:

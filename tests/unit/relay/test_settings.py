@@ -4,8 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from callcore.profiles.model import TurnDetection
 from callcore.settings import SettingsError
-from relay.settings import LogLevel, RelaySettings, TurnDetection
+from relay.settings import LogLevel, RelaySettings
 
 
 def test_defaults_follow_the_contract(relay_settings: RelaySettings) -> None:

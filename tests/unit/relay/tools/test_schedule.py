@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from relay.business_hours import WeeklyHours
+from callcore.business_hours import WeeklyHours
 from relay.tools.schedule import OpeningSchedule
 
 from .conftest import NOW, ZONE

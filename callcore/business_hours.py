@@ -1,4 +1,5 @@
-"""Opening hours as written in BUSINESS_HOURS: `"mon-fri 09:00-17:00; sat 10:00-14:00"`.
+"""Opening hours as written in BUSINESS_HOURS and in a profile's `[hours] weekly`:
+`"mon-fri 09:00-17:00; sat 10:00-14:00"`.
 
 Parsed once (settings validation rejects a bad string at start-up); used by the prompt's per-call context and by
 the business-hours tool.
