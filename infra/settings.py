@@ -101,6 +101,12 @@ class DeploySettings(BaseModel):
     hosted_zone_name: str | None = Field(
         default=None, alias="hostedZoneName", description="that hosted zone's name, e.g. example.com"
     )
+    profiles_dir: str | None = Field(
+        default=None,
+        alias="profilesDir",
+        description="folder of receptionist profiles (<id>.toml); unset = profiles/ in the repository. Synth validates "
+        "every profile and fails naming the file, the key and the rule",
+    )
     twilio_phone_number: str | None = Field(
         default=None,
         alias="twilioPhoneNumber",

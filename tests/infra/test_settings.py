@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from infra.application import CDK_JSON, build_app, cdk_json_context
+from infra.application import CDK_JSON, build_app, cdk_json_context, deploy_profiles
 from infra.constants import Output
 from infra.settings import Architecture, ContextError, DeploySettings
 
@@ -118,3 +121,36 @@ def test_the_deploy_guide_names_every_context_key_and_output():
     guide = (CDK_JSON.parent / "infra" / "DEPLOY.md").read_text()
     assert [key for key in DeploySettings.context_keys() if f"`{key}`" not in guide] == []
     assert [output.value for output in Output if f"`{output.value}`" not in guide] == []
+
+
+def test_synth_validates_the_profiles_and_a_bad_one_stops_it_naming_file_and_key(tmp_path):
+    good = (CDK_JSON.parent / "profiles" / "example.toml").read_text()
+    (tmp_path / "bistro.toml").write_text(good)
+    (tmp_path / "dental.toml").write_text(
+        good.replace("+15550100000", "+15550100123").replace("max_party_size = 8", "max_party_size = 0")
+    )
+    with pytest.raises(ContextError) as caught:
+        build_app({"profilesDir": str(tmp_path)})
+    assert f"profilesDir: {tmp_path / 'dental.toml'}: key booking.max_party_size:" in str(caught.value)
+
+    # The CLI's path: app.py prints the same error and exits 2 before building anything.
+    synth = subprocess.run(
+        [sys.executable, str(CDK_JSON.parent / "app.py")],
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({"profilesDir": str(tmp_path)}), "CDK_OUTDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert synth.returncode == 2
+    assert "dental.toml: key booking.max_party_size: Input should be greater than or equal to 1" in synth.stderr
+
+
+def test_two_valid_profiles_pass_the_synth_check(tmp_path):
+    good = (CDK_JSON.parent / "profiles" / "example.toml").read_text()
+    (tmp_path / "bistro.toml").write_text(good)
+    (tmp_path / "dental.toml").write_text(good.replace("+15550100000", "+15550100123"))
+    loaded = deploy_profiles(settings({"profilesDir": str(tmp_path)}))
+    assert [(item.profile_id, item.profile.numbers) for item in loaded] == [
+        ("bistro", ["+15550100000"]),
+        ("dental", ["+15550100123"]),
+    ]
