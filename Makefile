@@ -54,8 +54,9 @@ bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core,
 
 CALLS ?= 100
 DURATION ?= 30
+RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
 bench-load: $(INSTALLED) ## our relay and the seeds-style Node relay under ../shared/bench's load harness (CALLS, DURATION)
-	$(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)

@@ -6,14 +6,15 @@ Our relay runs as the image runs it (`python -m relay`, default settings, pool 0
 `taskset` is present; this process (moto, the Lambdas behind the local API) and the harness stay on core 1. Every
 call is admitted as in production: the harness posts the signed incoming-call webhook to the TwiML Lambda, which
 writes the call record and seat and answers the signed stream token the relay checks. The harness comes from
-RELAY_LOAD_HARNESS (default: the shared bench folder beside the repository); the Node baseline runs when `npm` and its
-folder are present, its packages installed once into a cache folder outside the repository.
+RELAY_LOAD_HARNESS (the Makefile points it at the shared bench folder beside the repository); the Node baseline runs
+when `npm` and its folder are present, its packages installed once into a cache folder outside the repository.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -41,7 +42,6 @@ from local.stack import (  # noqa: E402
 )
 from tests.fakes.twilio_rest import TwilioRestServer  # noqa: E402
 
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
 NODE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "phone-voice-agent" / "node-baseline"
 RELAY_CORE, LOAD_CORE = 0, 1
 
@@ -155,6 +155,7 @@ async def measure_node(harness: Path, args: argparse.Namespace, source: Path) ->
 
 
 async def main(args: argparse.Namespace, harness: Path, node_source: Path | None) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
         os.sched_setaffinity(0, {LOAD_CORE})  # moto and the Lambdas must not take the relay's core
     ours = await measure_ours(harness, args)
@@ -171,8 +172,8 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--duration-s", type=int, default=30)
     parser.add_argument("--model-port", type=int, default=free_port())
-    harness = Path(os.environ.get("RELAY_LOAD_HARNESS") or SHARED_BENCH / "relay_load.py")
-    if not harness.is_file():
+    harness = Path(os.environ.get("RELAY_LOAD_HARNESS", ""))
+    if not harness.name or not harness.is_file():
         print(f"bench-load skipped: no load harness at {harness} (set RELAY_LOAD_HARNESS to its relay_load.py)")
         raise SystemExit(0)
     node_source = harness.parent / "baseline-node-relay"
