@@ -296,6 +296,35 @@ async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeSe
     return scripted
 
 
+def stack_environment(
+    aws: dict[str, str], auth_token: str, twilio_api_base_url: str, model_url: str, options: StackOptions
+) -> dict[str, str]:
+    """The settings every part of the local stack reads: the Lambdas, the relay, the shared core."""
+    return {
+        **aws,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_API_BASE_URL": twilio_api_base_url,
+        "TWILIO_PHONE_NUMBER": options.agent_number,
+        "STREAM_TOKEN_SECRET": secrets.token_hex(32),
+        "OPENAI_API_KEY": "local-openai-key",
+        "OPENAI_REALTIME_URL": model_url,
+        "OPENAI_VOICE": options.voice,
+        "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
+        "HUMAN_TRANSFER_NUMBER": options.human_line,
+        "BUSINESS_NAME": options.business_name,
+        "BUSINESS_TIMEZONE": options.business_timezone,
+        "BUSINESS_HOURS": options.business_hours,
+        "POWERTOOLS_METRICS_NAMESPACE": "PhoneVoiceAgent",
+        "POWERTOOLS_SERVICE_NAME": "phone-agent",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        # The Lambdas' EMF documents would interleave with the conversation; the relay's are summarized after.
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 @contextlib.asynccontextmanager
 async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterator[LocalStack]:
     """Start every part, ready for calls (the relay's greeting already rendered), and stop them all afterwards."""
@@ -310,29 +339,7 @@ async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterat
     loop = asyncio.get_running_loop()
     with _aws_endpoint() as (aws, external), TwilioRestServer(PhoneNetwork(loop, auth_token)) as twilio_rest:
         model = await _start_model(model_kind, options)
-        environment = {
-            **aws,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": auth_token,
-            "TWILIO_API_BASE_URL": twilio_rest.base_url,
-            "TWILIO_PHONE_NUMBER": options.agent_number,
-            "STREAM_TOKEN_SECRET": secrets.token_hex(32),
-            "OPENAI_API_KEY": "local-openai-key",
-            "OPENAI_REALTIME_URL": model.url,
-            "OPENAI_VOICE": options.voice,
-            "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
-            "HUMAN_TRANSFER_NUMBER": options.human_line,
-            "BUSINESS_NAME": options.business_name,
-            "BUSINESS_TIMEZONE": options.business_timezone,
-            "BUSINESS_HOURS": options.business_hours,
-            "POWERTOOLS_METRICS_NAMESPACE": "PhoneVoiceAgent",
-            "POWERTOOLS_SERVICE_NAME": "phone-agent",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            # The Lambdas' EMF documents would interleave with the conversation; the relay's are summarized after.
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "LOG_LEVEL": "WARNING",
-        }
+        environment = stack_environment(aws, auth_token, twilio_rest.base_url, model.url, options)
         try:
             with _environment(environment):
                 create_table(dynamodb_client(), environment["CALLS_TABLE"])

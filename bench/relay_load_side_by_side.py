@@ -1,0 +1,180 @@
+"""`make bench-load`: our relay and the seeds-style Node relay under the shared load harness, side by side.
+
+    .venv/bin/python bench/relay_load_side_by_side.py [--calls 100] [--duration-s 30]
+
+Our relay runs as the image runs it (`python -m relay`, default settings, pool 0, no greeting cache) on core 0 when
+`taskset` is present; this process (moto, the Lambdas behind the local API) and the harness stay on core 1. Every
+call is admitted as in production: the harness posts the signed incoming-call webhook to the TwiML Lambda, which
+writes the call record and seat and answers the signed stream token the relay checks. The harness comes from
+RELAY_LOAD_HARNESS (the Makefile points it at the shared bench folder beside the repository); the Node baseline runs
+when `npm` and its folder are present, its packages installed once into a cache folder outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.load_rows import HEADER, LoadRow, cpu_ratio, row_from_summary, summary_from_output  # noqa: E402
+from bench.relay_latency import free_port, until_status  # noqa: E402
+from callcore.aws import dynamodb_client, s3_client  # noqa: E402
+from callcore.local_resources import create_bucket, create_table  # noqa: E402
+from local.apigw import create_server_app  # noqa: E402
+from local.stack import (  # noqa: E402
+    RELAY_PUBLIC_URL,
+    STAGE,
+    PhoneNetwork,
+    StackOptions,
+    _aws_endpoint,
+    _environment,
+    serve,
+    stack_environment,
+    warm_up_dynamodb,
+)
+from tests.fakes.twilio_rest import TwilioRestServer  # noqa: E402
+
+NODE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "phone-voice-agent" / "node-baseline"
+RELAY_CORE, LOAD_CORE = 0, 1
+
+
+def pinned(command: list[str], core: int) -> list[str]:
+    """`taskset -c CORE command` where taskset exists and the machine has the core; else the command as is."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core), *command]
+    return command
+
+
+def run_harness(harness: Path, args: argparse.Namespace, relay_port: int, relay_pid: int, extra: list[str]) -> str:
+    command = [
+        sys.executable, str(harness), "--relay-url", f"ws://127.0.0.1:{relay_port}/media-stream",
+        "--relay-pid", str(relay_pid), "--calls", str(args.calls), "--duration-s", str(args.duration_s),
+        "--model-port", str(args.model_port), *extra,
+    ]  # fmt: skip
+    done = subprocess.run(pinned(command, LOAD_CORE), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-2000:])
+        raise SystemExit(f"the harness exited {done.returncode}")
+    return done.stdout
+
+
+def start_pinned(command: list[str], environment: dict[str, str], folder: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(pinned(command, RELAY_CORE), env=environment, stdout=subprocess.DEVNULL, cwd=folder)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+async def measure_ours(harness: Path, args: argparse.Namespace) -> LoadRow:
+    options = StackOptions()
+    auth_token = os.urandom(16).hex()
+    model_url = f"ws://127.0.0.1:{args.model_port}/v1/realtime?model=gpt-realtime"
+    loop = asyncio.get_running_loop()
+    with _aws_endpoint() as (aws, _external), TwilioRestServer(PhoneNetwork(loop, auth_token)) as twilio_rest:
+        environment = {
+            **stack_environment(aws, auth_token, twilio_rest.base_url, model_url, options),
+            "GREETING_CACHE": "false",
+            "MODEL_POOL_SIZE": "0",
+            # Every harness call dials from one number: seats and the per-caller cap must fit them all.
+            "MAX_CONCURRENT_CALLS": str(max(args.calls, 50)),
+            "MAX_LIVE_CALLS_PER_CALLER": str(max(args.calls, 2)),
+        }
+        with _environment(environment):
+            create_table(dynamodb_client(), environment["CALLS_TABLE"])
+            create_bucket(s3_client(), environment["TRANSCRIPTS_BUCKET"])
+            warm_up_dynamodb(environment["CALLS_TABLE"])
+            async with serve(create_server_app(STAGE)) as api_origin:
+                os.environ["CALL_CONTROL_URL"] = f"{api_origin}/{STAGE}"
+                relay_port = free_port()
+                relay = start_pinned([sys.executable, "-m", "relay"], {**os.environ, "PORT": str(relay_port)}, ROOT)
+                try:
+                    await until_status(relay_port, "/healthz")
+                    extra = [
+                        "--twilio-auth-token", auth_token, "--sign-url", RELAY_PUBLIC_URL,
+                        "--webhook-url", f"{api_origin}/{STAGE}/twilio/incoming", "--webhook-to", options.agent_number,
+                    ]  # fmt: skip
+                    # The harness blocks; the local API (the TwiML Lambda) must keep answering on this loop.
+                    stdout = await asyncio.to_thread(run_harness, harness, args, relay_port, relay.pid, extra)
+                finally:
+                    stop(relay)
+    return row_from_summary("ours (python -m relay)", summary_from_output(stdout))
+
+
+def node_baseline_dir(source: Path) -> Path | None:
+    """The baseline with its packages: its own node_modules, else a copy installed once into the cache folder."""
+    if (source / "node_modules").is_dir():
+        return source
+    NODE_CACHE.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json", "relay.js"):
+        shutil.copy2(source / name, NODE_CACHE / name)
+    if not (NODE_CACHE / "node_modules").is_dir():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_CACHE, check=False)
+        if done.returncode != 0:
+            print(f"Node baseline skipped: npm ci failed in {NODE_CACHE}")
+            return None
+    return NODE_CACHE
+
+
+def node_source_present(source: Path) -> bool:
+    if shutil.which("npm") and shutil.which("node") and (source / "relay.js").is_file():
+        return True
+    print(f"Node baseline skipped: needs npm, node and {source}/relay.js")
+    return False
+
+
+async def measure_node(harness: Path, args: argparse.Namespace, source: Path) -> LoadRow | None:
+    folder = await asyncio.to_thread(node_baseline_dir, source)
+    if folder is None:
+        return None
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "MODEL_URL": f"ws://127.0.0.1:{args.model_port}/v1/realtime?model=gpt-realtime",
+    }
+    relay = start_pinned(["node", "relay.js"], environment, folder)
+    try:
+        await until_status(port, "/")
+        stdout = await asyncio.to_thread(run_harness, harness, args, port, relay.pid, ["--relay-pid-tree"])
+    finally:
+        stop(relay)
+    return row_from_summary("Node relay, seeds' style", summary_from_output(stdout))
+
+
+async def main(args: argparse.Namespace, harness: Path, node_source: Path | None) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
+        os.sched_setaffinity(0, {LOAD_CORE})  # moto and the Lambdas must not take the relay's core
+    ours = await measure_ours(harness, args)
+    node = None if node_source is None else await measure_node(harness, args, node_source)
+    print(HEADER)
+    print(ours.line())
+    if node is not None:
+        print(node.line())
+        print(f"CPU ratio ours / Node relay: {cpu_ratio(ours, node):.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--duration-s", type=int, default=30)
+    parser.add_argument("--model-port", type=int, default=free_port())
+    harness = Path(os.environ.get("RELAY_LOAD_HARNESS", ""))
+    if not harness.name or not harness.is_file():
+        print(f"bench-load skipped: no load harness at {harness} (set RELAY_LOAD_HARNESS to its relay_load.py)")
+        raise SystemExit(0)
+    node_source = harness.parent / "baseline-node-relay"
+    asyncio.run(main(parser.parse_args(), harness, node_source if node_source_present(node_source) else None))
