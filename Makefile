@@ -42,8 +42,9 @@ test: lint typecheck $(addprefix test-,$(TIERS)) synth ## everything CI runs
 synth: $(INSTALLED) ## cdk synth offline (no Docker); cdk-nag fails it on any unacknowledged finding
 	npx --no-install cdk synth --quiet
 
-call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
-	$(PY) -m local.call
+PROFILE ?= profiles/example.toml
+call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts (PROFILE=path)
+	$(PY) -m local.call --profile $(PROFILE)
 
 profiles: $(INSTALLED) ## validate every receptionist profile in profiles/ and print its effective settings
 	$(PY) -m callcore.profiles
