@@ -180,7 +180,8 @@ async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
     app[GREETINGS] = greetings
     tasks: list[asyncio.Task[None]] = []
     if settings.greeting_cache_enabled:
-        tasks.append(asyncio.create_task(greetings.run(lambda: _open_raw(app)), name="greeting-cache"))
+        renders = greetings.run(lambda: _open_raw(app), published=app[LINES].published)
+        tasks.append(asyncio.create_task(renders, name="greeting-cache"))
     if settings.model_pool_size > 0:
         tasks.append(asyncio.create_task(pool.run(), name="model-pool"))
     yield

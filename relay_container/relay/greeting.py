@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from callcore.models import CallDirection
@@ -66,15 +66,16 @@ def greeting_key(line: LineSettings) -> GreetingKey:
 
 
 class GreetingCache:
-    """Rendered phrases per line (profile id + version) and voice. The environment's line is rendered at start-up
-    (what readiness waits for); a profile's line on its first call, in the background while that call greets live."""
+    """Rendered phrases per line (profile id + version) and voice. The environment's line and the lines published
+    when the process starts are rendered at start-up (what readiness waits for); a version published later on its
+    first call on this process, in the background while that call greets live."""
 
     def __init__(self, settings: RelaySettings, default_line: LineSettings) -> None:
         self._settings = settings
         self.default_line = default_line
         self._rendered: dict[GreetingKey, dict[Phrase, RenderedGreeting]] = {}
         self._rendering: dict[GreetingKey, asyncio.Task[None]] = {}
-        self.ready = asyncio.Event()  # every phrase of the environment's line is rendered
+        self.ready = asyncio.Event()  # every phrase of the lines known at start-up is rendered
 
     def text_for(self, phrase: Phrase, line: LineSettings | None = None) -> str:
         if phrase == FILLER:
@@ -91,8 +92,6 @@ class GreetingCache:
         line = line or self.default_line
         rendered = self._rendered.setdefault(greeting_key(line), {})
         rendered[phrase] = greeting
-        if line is self.default_line and len(rendered) == len(PHRASES):
-            self.ready.set()
 
     def _complete(self, line: LineSettings) -> bool:
         return len(self._rendered.get(greeting_key(line), {})) == len(PHRASES)
@@ -102,9 +101,19 @@ class GreetingCache:
         rendered = self._rendered.get(greeting_key(self.default_line), {})
         return [str(phrase) for phrase in PHRASES if phrase not in rendered]
 
-    async def run(self, connect: Connector, *, response_timeout: float = 30.0) -> None:
-        """Render the environment line's phrases, retrying with backoff until done (calls greet live meanwhile)."""
+    async def run(
+        self,
+        connect: Connector,
+        *,
+        published: Callable[[], Awaitable[Sequence[LineSettings]]] | None = None,
+        response_timeout: float = 30.0,
+    ) -> None:
+        """Render the environment line's phrases, then those of the `published` lines, retrying with backoff until
+        done (calls greet live meanwhile)."""
         await self._render_until_done(self.default_line, connect, response_timeout=response_timeout)
+        for line in await published() if published is not None else ():
+            await self._render_until_done(line, connect, response_timeout=response_timeout)
+        self.ready.set()
 
     def ensure(self, line: LineSettings, connect: Connector, *, response_timeout: float = 30.0) -> None:
         """A call on `line` found its greetings missing: render them in the background for the calls after it."""

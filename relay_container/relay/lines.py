@@ -1,8 +1,9 @@
 """The lines a relay process serves: the environment's own, and each profile version a call names, each with its
 tools, built once per process.
 
-A version is read from the table (`ReceptionistProfiles.get`, off the event loop) the first time a call names it and
-kept: versions never change, so a redeploy reaches the next calls through the version the TwiML Lambda stores on
+A version is read from the table (`ReceptionistProfiles.get`, off the event loop) at start-up when it is published
+then (its greetings are rendered before the relay reports ready), else the first time a call names it, and kept:
+versions never change, so a redeploy reaches the next calls through the version the TwiML Lambda stores on
 their records, while a live call keeps the line it was admitted with.
 """
 
@@ -43,10 +44,36 @@ class Lines:
         self._profiles: ReceptionistProfiles | None = None
         self._lines: dict[tuple[str, str], tuple[LineSettings, ToolRegistry]] = {}
 
-    def _load(self, profile_id: str, version: str) -> LineSettings:
+    def _table(self) -> ReceptionistProfiles:
         if self._profiles is None:
             self._profiles = ReceptionistProfiles(self._store.table_name, client=self._store.client)
-        return LineSettings.from_profile(self._profiles.get(profile_id, version), self._settings)
+        return self._profiles
+
+    def _load(self, profile_id: str, version: str) -> LineSettings:
+        return LineSettings.from_profile(self._table().get(profile_id, version), self._settings)
+
+    async def published(self) -> list[LineSettings]:
+        """The current version of every published profile (none when nothing is published, or the table cannot be
+        read now: those lines then load on their first call)."""
+
+        def read() -> list[tuple[str, str]]:
+            catalog = self._table().catalog()
+            return sorted(catalog.versions.items()) if catalog else []
+
+        try:
+            current = await asyncio.to_thread(read)
+        except Exception as error:
+            log.warning("published profiles not read at start-up (%s)", type(error).__name__)
+            return []
+        lines = []
+        for profile_id, version in current:
+            try:
+                line, _ = await self._line(profile_id, version)
+            except LineNotAvailable as error:
+                log.warning("profile %s not loaded at start-up: %s", profile_id, error)
+                continue
+            lines.append(line)
+        return lines
 
     async def for_record(self, record: CallRecord) -> tuple[LineSettings, ToolRegistry]:
         """The call's line and its tools. Raises LineNotAvailable with what is wrong."""
@@ -54,7 +81,10 @@ class Lines:
             return self.default, self.default_tools
         if record.profile_version is None:
             raise LineNotAvailable(f"the call record names profile {record.profile_id!r} but no version")
-        key = (record.profile_id, record.profile_version)
+        return await self._line(record.profile_id, record.profile_version)
+
+    async def _line(self, profile_id: str, version: str) -> tuple[LineSettings, ToolRegistry]:
+        key = (profile_id, version)
         known = self._lines.get(key)
         if known is not None:
             return known

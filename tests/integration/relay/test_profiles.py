@@ -24,7 +24,7 @@ from relay.line import LineSettings
 from tests.fakes.audio import tone
 from tests.fakes.call_control import FakeCallControl
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FakeRealtimeSession, FunctionCallResponse
-from tests.integration.relay.conftest import Relay, assert_clean, wait_until
+from tests.integration.relay.conftest import Relay, Storage, assert_clean, wait_until
 
 BISTRO_HUMAN = "+15550001111"
 
@@ -319,3 +319,23 @@ def session_config_voice(session: FakeRealtimeSession) -> str:
     update = next(e for e in session.events if e["type"] == "session.update")
     voice: str = update["session"]["audio"]["output"]["voice"]
     return voice
+
+
+async def test_the_greetings_of_profiles_published_before_start_up_are_ready_for_their_first_call(
+    relay_factory: Any, openai_factory: Any, storage: Storage
+) -> None:
+    ReceptionistProfiles(storage.table).publish([bistro()])
+    openai = await openai_factory(default_response=AudioResponse(tone(300), "Words read aloud."))
+    relay: Relay = await relay_factory(openai=openai, env={"GREETING_CACHE": "true"})
+    await relay.wait_greeting_cache()
+    assert relay.app[GREETINGS].get(CallDirection.INBOUND, LineSettings.from_profile(bistro(), relay.settings))
+
+    call = relay.new_call(profile=key(bistro()))
+    await call.connect()
+    await call.wait_for_media(300 * 8)
+    session = await openai.wait_for_session(2)  # after the two renders: the default line's, the bistro's
+    await session.wait_for_event("session.update", lambda e: "already greeted" in e["session"].get("instructions", ""))
+    assert not [e for e in session.events if e["type"] == "response.create"]  # played from the cache
+    await call.stop()
+    await relay.wait_idle()
+    assert_clean(relay)
