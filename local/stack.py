@@ -174,10 +174,10 @@ class LocalStack:
         return {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": call_sid, "CallStatus": status,
                 "Direction": "inbound", "From": caller, "To": to}  # fmt: skip
 
-    async def incoming_call(self, call_sid: str, *, caller: str) -> tuple[str, str]:
-        """Twilio's side of a call arriving: the voice webhook, then the call answered. Returns the TwiML's stream
-        URL and token."""
-        to = self.options.agent_number
+    async def incoming_call(self, call_sid: str, *, caller: str, to: str | None = None) -> tuple[str, str]:
+        """Twilio's side of a call arriving at `to` (default: the agent's number): the voice webhook, then the call
+        answered. Returns the TwiML's stream URL and token."""
+        to = to or self.options.agent_number
         status, twiml = await self.post_webhook("/twilio/incoming", self._call_form(call_sid, caller, to, "ringing"))
         if status != 200:
             raise RuntimeError(f"incoming-call webhook answered {status}: {twiml}")
