@@ -43,7 +43,13 @@ from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, resource_finding
-from infra.policies import acknowledge_archive_objects, archive_statements, table_statements
+from infra.policies import (
+    PROFILE_READ_ACTIONS,
+    acknowledge_archive_objects,
+    archive_statements,
+    profile_items_statement,
+    table_statements,
+)
 from infra.settings import Architecture, DeploySettings
 
 # The relay records calls, turns, bookings and caller profiles and reads them back: items whose partition key is one of
@@ -164,7 +170,9 @@ class RelayService(Construct):
                 "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
             },
         )
-        return [call_items, fleet, key]
+        # The receptionist profiles: read only (the call's version at admission), never written by the relay.
+        profiles = profile_items_statement(storage.table, PROFILE_READ_ACTIONS, sid="ReadProfiles")
+        return [call_items, fleet, profiles, key]
 
     def _build_task_definition(self, secrets: Secrets, environment: Mapping[str, str]) -> ecs.FargateTaskDefinition:
         settings = self._settings
