@@ -151,12 +151,12 @@ def test_task_role_data_access_is_exact(any_stack: Synthesized):
 
 def test_task_role_touches_only_call_items_and_its_own_fleet_attributes(any_stack: Synthesized):
     """The internet-facing relay may read and write call records, turns, bookings and caller profiles (by partition
-    key), read the receptionist profiles (never write them), and in the fleet's partition only update its heartbeat
-    and the seat counter: never the health mark."""
+    key), read the receptionist profiles (never write them) and give back a line's seat, and in the fleet's partition
+    only update its heartbeat and the seat counter: never the health mark."""
     statements = statements_of_role(any_stack, any_stack.logical_id(any_stack.stack.relay.task_role))
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
     table_id = any_stack.logical_id(any_stack.stack.storage.table)
-    assert len(dynamodb) == 3
+    assert len(dynamodb) == 4
     for statement in dynamodb:
         assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}]  # no index, no other table
         assert "Condition" in statement  # no unconditioned access to the table at all
@@ -166,6 +166,18 @@ def test_task_role_touches_only_call_items_and_its_own_fleet_attributes(any_stac
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RECEPTIONISTS", "RECEPTIONIST#*"]}
     }
     dynamodb.remove(profiles)
+    # A call of a business line gives back the line's seat with the fleet's: that counter's attributes only.
+    (line_seats,) = [s for s in dynamodb if s.get("Sid") == "LineSeats"]
+    assert as_list(line_seats["Action"]) == ["dynamodb:UpdateItem"]
+    assert line_seats["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["RECEPTIONIST#*"]}
+    line_attributes = set(line_seats["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert line_attributes == {"pk", "sk", "active", "version", "changed_at"}  # never a profile's document
+    assert line_seats["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"] == [
+        "NONE",
+        "UPDATED_OLD",
+        "UPDATED_NEW",
+    ]
+    dynamodb.remove(line_seats)
     items, fleet = sorted(dynamodb, key=lambda s: len(as_list(s["Action"])), reverse=True)
     assert items["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CALL#*", "CALLER#*", "BOOKING#*"]}
