@@ -130,6 +130,14 @@ def test_a_missing_env_file_says_which_keys_it_needs(deployment: Deployment) -> 
     assert deployment.cdk_runs() == []
 
 
+def test_a_bad_context_value_is_named_before_anything_is_deployed(deployment: Deployment) -> None:
+    run = deployment.run("-c", "relayCpu=3")
+
+    assert run.code == 1
+    assert "relayCpu: must be one of 256, 512, 1024, 2048, 4096" in run.err
+    assert deployment.cdk_runs() == []
+
+
 def test_twilio_refusing_the_credentials_stops_the_deploy_before_it_starts(deployment: Deployment) -> None:
     deployment.twilio.auth_token = "f" * 32  # the .env holds a well-formed token of another account (or an old one)
 
