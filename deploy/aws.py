@@ -60,7 +60,7 @@ def aws_errors(doing: str) -> Iterator[None]:
         raise DeployError(f"{doing}: {error}") from None
 
 
-def required(outputs: Mapping[str, str], stack_name: str) -> None:
+def require_outputs(outputs: Mapping[str, str], stack_name: str) -> None:
     missing = [output.value for output in REQUIRED_OUTPUTS if not outputs.get(output.value)]
     if missing:
         raise DeployError(f"stack {stack_name} has no output {', '.join(missing)}: is it this project's stack?")
@@ -74,7 +74,9 @@ class Aws:
         self.ecs: ECSClient = session.client("ecs", config=BOTO_CONFIG)
 
     def settled_outputs(self, stack_name: str) -> dict[str, str] | None:
-        """The outputs of a deployed stack that has all the command needs; None when it must be deployed first."""
+        """The outputs of a deployed stack; None when there is none yet (or only one that failed to create), which the
+        first, unwired deploy creates. A deployed stack without the outputs the command needs is refused rather than
+        deployed unwired: that would un-wire numbers it may be answering."""
         with aws_errors(f"reading stack {stack_name}"):
             try:
                 stacks = self.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
@@ -85,7 +87,8 @@ class Aws:
         if not stacks or stacks[0]["StackStatus"] not in SETTLED_STATUSES:
             return None
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", []) if "OutputKey" in o}
-        return outputs if all(outputs.get(output.value) for output in REQUIRED_OUTPUTS) else None
+        require_outputs(outputs, stack_name)
+        return outputs
 
     def store_secrets(self, values: Mapping[str, str], outputs: Mapping[str, str]) -> list[str]:
         """Put each value whose secret holds something else; return the names (never the values) that changed."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from deploy.aws import Aws, required
+from deploy.aws import Aws, require_outputs
 from deploy.cdk import DEFAULT_CDK_COMMAND, CdkCli
 from deploy.env_file import read_team_keys
 from deploy.errors import DeployError
@@ -53,7 +53,7 @@ def run(arguments: argparse.Namespace) -> None:
     if outputs is None:
         say(f"stack {stack} is not deployed yet: first deploy, numbers not wired until the secrets are filled")
         outputs = cdk.deploy(stack, wire_numbers=False)
-        required(outputs, stack)
+        require_outputs(outputs, stack)
 
     changed = aws.store_secrets(keys.by_name(), outputs)
     for name in keys.by_name():
@@ -65,7 +65,7 @@ def run(arguments: argparse.Namespace) -> None:
 
     say(f"deploying stack {stack} with every profile's numbers wired")
     outputs = cdk.deploy(stack, wire_numbers=True)
-    required(outputs, stack)
+    require_outputs(outputs, stack)
     cluster, service = outputs[Output.RELAY_CLUSTER_NAME.value], outputs[Output.RELAY_SERVICE_NAME.value]
 
     say(f"waiting for the relay service {service} to run a task of its latest deployment")

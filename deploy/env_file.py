@@ -44,7 +44,7 @@ class TeamKeys:
 def read_team_keys(path: Path) -> TeamKeys:
     """The keys in `path`; a DeployError naming every missing or malformed key (never its value)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: an editor's byte-order mark is not part of the first key
     except FileNotFoundError:
         raise DeployError(f"{path}: no such file; create it with {', '.join(RULES)} (see infra/DEPLOY.md)") from None
     except (OSError, UnicodeDecodeError) as error:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 import sys
 
+import boto3
 import pytest
 
 from infra.constants import SECRET_PLACEHOLDER
@@ -92,6 +94,17 @@ def test_a_stack_deployed_by_hand_with_placeholder_secrets_is_filled_before_its_
     (wired,) = deployment.cdk_runs()
     assert not any(item.startswith("wireNumbers=") for item in wired.context())
     assert deployment.secret("TwilioAuthToken") == deployment.keys.twilio_auth_token
+
+
+def test_a_stack_of_the_same_name_that_is_not_this_projects_is_refused_and_left_alone(deployment: Deployment) -> None:
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Outputs": {"Website": {"Value": "x"}}}
+    boto3.client("cloudformation").create_stack(StackName=deployment.stack, TemplateBody=json.dumps(template))
+
+    run = deployment.run()
+
+    assert run.code == 1
+    assert f"stack {deployment.stack} has no output TwilioAccountSidSecretArn" in run.err
+    assert deployment.cdk_runs() == []
 
 
 @pytest.mark.parametrize(

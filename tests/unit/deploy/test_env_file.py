@@ -33,7 +33,8 @@ def test_dotenv_lines_are_read_as_dotenv_files_write_them() -> None:
 
 def test_well_formed_keys_are_read_and_never_shown_by_repr(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text(f"OPENAI_API_KEY={OPENAI}\nTWILIO_ACCOUNT_SID={SID}\nTWILIO_AUTH_TOKEN={TOKEN}\n")
+    # As some editors save it: a byte-order mark first, Windows line ends.
+    env.write_text(f"\ufeffOPENAI_API_KEY={OPENAI}\r\nTWILIO_ACCOUNT_SID={SID}\r\nTWILIO_AUTH_TOKEN={TOKEN}\r\n")
 
     keys = read_team_keys(env)
 
