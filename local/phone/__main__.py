@@ -59,7 +59,10 @@ async def serve_phone(options: StackOptions, *, port: int, profile: str) -> Asyn
     from aiohttp import web  # noqa: PLC0415
 
     async with local_stack(options) as stack:
-        app = create_phone_app(stack, model_description=MODEL_DESCRIPTIONS[stack.model_kind], profile=profile)
+        description = MODEL_DESCRIPTIONS[stack.model_kind]
+        if stack.model_kind != "openai" and not os.environ.get("OPENAI_API_KEY", "").strip():
+            description += " (no OPENAI_API_KEY set: export it to talk to OpenAI)"
+        app = create_phone_app(stack, model_description=description, profile=profile)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
