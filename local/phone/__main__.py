@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -78,7 +79,11 @@ async def run(options: StackOptions, *, port: int, profile: str) -> None:
         async with serve_phone(options, port=port, profile=profile) as (url, model_kind):
             print(f"model: {MODEL_DESCRIPTIONS[model_kind]}")
             print(f"softphone: {url}  (open it in a browser; Ctrl-C stops)", flush=True)
-            await asyncio.Event().wait()
+            stop = asyncio.Event()
+            for signal_number in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
+            await stop.wait()
+            print("stopping the softphone and the local stack")
     except TimeoutError:
         hint = " (check OPENAI_API_KEY)" if options.model == "openai" else ""
         raise SystemExit(f"the model did not render the greeting within 30 s{hint}") from None
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         options = stack_options(args.profile, model)
     except (ProfileError, FileNotFoundError) as error:
         raise SystemExit(f"profile {args.profile!r}: {error}") from None
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while the stack is still starting
         asyncio.run(run(options, port=args.port, profile=Path(args.profile).stem))
     return 0
 

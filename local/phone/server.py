@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcore.masking import mask_phone
 from callcore.models import TranscriptTurn, TurnRole
@@ -234,6 +234,7 @@ def create_phone_app(stack: LocalStack, *, model_description: str, profile: str)
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 1024)
         await ws.prepare(request)
         session = PhoneSession(stack, ws)
+        pages.add(ws)
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
@@ -244,10 +245,18 @@ def create_phone_app(stack: LocalStack, *, model_description: str, profile: str)
                 except (ValueError, TypeError) as error:
                     await session.error(f"bad message from the page: {error}")
         finally:
+            pages.discard(ws)
             await session.close()
         return ws
 
+    async def close_pages(_: web.Application) -> None:
+        """On shutdown: each page's call ends as a hang-up would, and the page is told the server is going."""
+        for ws in list(pages):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the softphone server is stopping")
+
+    pages: set[web.WebSocketResponse] = set()
     app = web.Application()
+    app.on_shutdown.append(close_pages)
     app.router.add_get("/", index)
     app.router.add_get("/config", config)
     app.router.add_get("/phone", phone)
