@@ -68,7 +68,8 @@ def key(published: PublishedProfile) -> tuple[str, str]:
 
 
 async def _relay(relay_factory: Any, openai: FakeRealtimeServer, call_control: FakeCallControl | None = None) -> Relay:
-    relay: Relay = await relay_factory(openai=openai, call_control=call_control)
+    # A booking takes a few table round trips (the cap, the slot): room for them on a busy machine.
+    relay: Relay = await relay_factory(openai=openai, call_control=call_control, env={"TOOL_TIMEOUT_SECONDS": "5"})
     return relay
 
 
@@ -199,6 +200,7 @@ async def _book(session: FakeRealtimeSession, arguments: dict[str, Any], nth: in
     output = await session.wait_for_event(
         "conversation.item.create",
         lambda e: e["item"]["type"] == "function_call_output" and e["item"]["call_id"] == f"call_book_{nth}",
+        timeout=10,
     )
     await session.wait_for_event("response.create", nth=nth + 1)
     await wait_until(lambda: session.active_response_id is None)
