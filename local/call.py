@@ -214,14 +214,7 @@ async def run_call(
             scripted.caller_transcripts.extend(line.text for line in lines)
         say(f"calling {mask_phone(options.agent_number)} from {mask_phone(CALLER_NUMBER)} ({call_sid})")
         stream_url, token = await stack.incoming_call(call_sid, caller=CALLER_NUMBER)
-        phone = FakeTwilioCall(
-            stack.relay_media_url,
-            public_url=stream_url,
-            auth_token=stack.auth_token,
-            call_sid=call_sid,
-            token=token,
-            account_sid=stack.environment["TWILIO_ACCOUNT_SID"],
-        )
+        phone = stack.media_stream(call_sid, stream_url, token)
         started = time.monotonic()
         await phone.connect()
         line = CallerLineFeed(phone)

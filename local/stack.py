@@ -43,6 +43,7 @@ from callcore.store.receptionist_profiles import ReceptionistProfiles
 from local.apigw import create_server_app
 from tests.fakes.audio import tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
+from tests.fakes.twilio_media import FakeTwilioCall
 from tests.fakes.twilio_rest import FakeCall, FakeTwilioRest, TwilioRestServer
 
 if TYPE_CHECKING:
@@ -188,6 +189,17 @@ class LocalStack:
         answered = {**self._call_form(call_sid, caller, to, "in-progress"), "CallbackSource": "call-progress-events"}
         await self.post_webhook("/twilio/status", {**answered, "SequenceNumber": "0"})
         return stream_url, token
+
+    def media_stream(self, call_sid: str, stream_url: str, token: str) -> FakeTwilioCall:
+        """Twilio's side of the call's media stream, as the TwiML told it (`stream_url`, `token`), not yet connected."""
+        return FakeTwilioCall(
+            self.relay_media_url,
+            public_url=stream_url,
+            auth_token=self.auth_token,
+            call_sid=call_sid,
+            token=token,
+            account_sid=self.environment["TWILIO_ACCOUNT_SID"],
+        )
 
     async def call_completed(self, call_sid: str, *, caller: str, duration_seconds: int) -> None:
         """Twilio's final status callback."""

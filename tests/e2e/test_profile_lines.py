@@ -14,7 +14,6 @@ from callcore.profiles.published import PublishedProfile
 from callcore.store.receptionist_profiles import ReceptionistProfiles
 from local.stack import StackOptions, local_stack
 from tests.fakes.openai_realtime import FakeRealtimeServer, FakeRealtimeSession
-from tests.fakes.twilio_media import FakeTwilioCall
 
 CALLER = "+15550100123"
 
@@ -61,14 +60,7 @@ async def _place(stack: Any, number: str, business: str, key: str) -> tuple[str,
     """A call to `number`, answered, then the line's transfer key pressed: (its session, the TwiML that rang)."""
     call_sid = "CA" + uuid.uuid4().hex
     stream_url, token = await stack.incoming_call(call_sid, caller=CALLER, to=number)
-    phone = FakeTwilioCall(
-        stack.relay_media_url,
-        public_url=stream_url,
-        auth_token=stack.auth_token,
-        call_sid=call_sid,
-        token=token,
-        account_sid=stack.environment["TWILIO_ACCOUNT_SID"],
-    )
+    phone = stack.media_stream(call_sid, stream_url, token)
     await phone.connect()
     model: FakeRealtimeServer = stack.model
     session = None
