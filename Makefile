@@ -9,7 +9,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup chromium lint typecheck test $(addprefix test-,$(TIERS)) synth call phone bench bench-load profiles clean
+.PHONY: setup chromium lint typecheck test $(addprefix test-,$(TIERS)) synth deploy call phone bench bench-load profiles clean
 
 setup: $(INSTALLED) chromium ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
 
@@ -54,6 +54,12 @@ test: lint typecheck $(addprefix test-,$(TIERS)) synth ## everything CI runs
 
 synth: $(INSTALLED) ## cdk synth offline (no Docker); cdk-nag fails it on any unacknowledged finding
 	npx --no-install cdk synth --quiet
+
+# CTX: the deploy's context, as for cdk, e.g. CTX="-c profilesDir=profiles -c alarmEmail=ops@example.com".
+ENV_FILE ?= .env
+CTX ?=
+deploy: $(INSTALLED) ## deploy from .env (the team's keys): secrets filled, relay restarted, numbers wired; safe to rerun
+	$(PY) -m deploy --env-file $(ENV_FILE) $(CTX)
 
 call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
 	$(PY) -m local.call

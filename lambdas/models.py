@@ -13,9 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from callcore.models import CALL_SID_PATTERN, E164_PATTERN, RECORDING_SID_PATTERN, CallStatus
+from callcore.profiles.model import PROFILE_ID_PATTERN
 
 
 def _call_sid(value: str) -> str:
@@ -105,8 +106,16 @@ class RecordingStatusCallback(_TwilioForm):
 
 class FallbackWebhook(_TwilioForm):
     call_sid: CallSidParam = Field(alias="CallSid")
+    from_number: str | None = Field(default=None, alias="From", max_length=256)
+    to_number: str | None = Field(default=None, alias="To", max_length=256)
+    direction: str | None = Field(default=None, alias="Direction", max_length=32)
     error_code: str | None = Field(default=None, alias="ErrorCode")
     error_url: str | None = Field(default=None, alias="ErrorUrl")
+
+    @property
+    def business_number(self) -> str | None:
+        """Our number on the call: the dialled one, or for an outbound call the one it was placed from."""
+        return self.from_number if (self.direction or "").startswith("outbound") else self.to_number
 
 
 class WhisperQuery(BaseModel):
@@ -137,6 +146,14 @@ class HangupRequest(_JsonRequest):
 class OutboundCallRequest(_JsonRequest):
     to: E164Number
     context: str | None = Field(default=None, max_length=2000, description="why the agent is calling")
+    profile_id: str | None = Field(
+        default=None,
+        # camelCase like the rest of this API; the record's own name is accepted too.
+        validation_alias=AliasChoices("profileId", "profile_id"),
+        pattern=PROFILE_ID_PATTERN,
+        description="the receptionist profile (business line) the call is placed for; with profiles deployed and "
+        "none named, the line that answers unknown numbers",
+    )
 
 
 class _JsonResponse(BaseModel):

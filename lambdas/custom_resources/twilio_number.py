@@ -220,7 +220,7 @@ def _wire(numbers: NumberDirectory, properties: WiringProperties) -> dict[str, A
     if number is None:
         raise WiringError(
             f"{mask_phone(properties.phone_number)} is not a phone number of this Twilio account "
-            "(context twilioPhoneNumber): buy or port it in the Twilio console first"
+            "(listed in a receptionist profile's numbers): buy or port it in the Twilio console first"
         )
     if number.trunk_sid:
         raise WiringError(
