@@ -53,7 +53,9 @@ RELAY_PUBLIC_URL = "wss://relay.localhost/media-stream"
 DEFAULT_CALLS_TABLE = "local-calls"
 DEFAULT_TRANSCRIPTS_BUCKET = "local-transcripts"
 STREAM_END_AFTER_UPDATE_S = 0.5
-ModelKind = Literal["spoken", "scripted"]
+# openai: the real OpenAI Realtime API, with the OPENAI_API_KEY of the environment (the browser softphone's choice
+# when that key is set); spoken / scripted: the local stand-ins.
+ModelKind = Literal["spoken", "scripted", "openai"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class LocalStack:
     api_base: str
     relay_media_url: str  # ws://127.0.0.1:PORT/media-stream, where the fake Twilio dials in
     network: PhoneNetwork
-    model: FakeRealtimeServer | VoiceModelServer
+    model: FakeRealtimeServer | VoiceModelServer | None  # None: the real OpenAI
     model_kind: ModelKind
     store: CallStore
     settings: RelaySettings
@@ -262,8 +264,8 @@ def warm_up_dynamodb(table: str) -> None:
 
 async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
     """The spoken model if its speech parts load here; else one line saying why, and the scripted model."""
-    if requested == "scripted":
-        return "scripted"
+    if requested in {"scripted", "openai"}:
+        return requested
     try:
         from local.voice_model.recognition import check_speech_parts  # noqa: PLC0415 - numpy etc. when asked for
 
@@ -277,7 +279,9 @@ async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
     return "spoken"
 
 
-async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeServer | VoiceModelServer:
+async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeServer | VoiceModelServer | None:
+    if kind == "openai":
+        return None
     if kind == "spoken":
         from local.voice_model.server import VoiceModelServer  # noqa: PLC0415
 
@@ -297,18 +301,23 @@ async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeSe
 
 
 def stack_environment(
-    aws: dict[str, str], auth_token: str, twilio_api_base_url: str, model_url: str, options: StackOptions
+    aws: dict[str, str], auth_token: str, twilio_api_base_url: str, model_url: str | None, options: StackOptions
 ) -> dict[str, str]:
-    """The settings every part of the local stack reads: the Lambdas, the relay, the shared core."""
+    """The settings every part of the local stack reads: the Lambdas, the relay, the shared core. Without
+    `model_url`, the relay talks to the real OpenAI with the OPENAI_API_KEY of the environment."""
+    model = (
+        {"OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]}
+        if model_url is None
+        else {"OPENAI_API_KEY": "local-openai-key", "OPENAI_REALTIME_URL": model_url}
+    )
     return {
+        **model,
         **aws,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": auth_token,
         "TWILIO_API_BASE_URL": twilio_api_base_url,
         "TWILIO_PHONE_NUMBER": options.agent_number,
         "STREAM_TOKEN_SECRET": secrets.token_hex(32),
-        "OPENAI_API_KEY": "local-openai-key",
-        "OPENAI_REALTIME_URL": model_url,
         "OPENAI_VOICE": options.voice,
         "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
         "HUMAN_TRANSFER_NUMBER": options.human_line,
@@ -339,7 +348,8 @@ async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterat
     loop = asyncio.get_running_loop()
     with _aws_endpoint() as (aws, external), TwilioRestServer(PhoneNetwork(loop, auth_token)) as twilio_rest:
         model = await _start_model(model_kind, options)
-        environment = stack_environment(aws, auth_token, twilio_rest.base_url, model.url, options)
+        model_url = None if model is None else model.url
+        environment = stack_environment(aws, auth_token, twilio_rest.base_url, model_url, options)
         try:
             with _environment(environment):
                 create_table(dynamodb_client(), environment["CALLS_TABLE"])
@@ -374,4 +384,5 @@ async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterat
                             metrics_out=metrics_out,
                         )
         finally:
-            await model.close()
+            if model is not None:
+                await model.close()
