@@ -61,8 +61,8 @@ CTX ?=
 deploy: $(INSTALLED) ## deploy from .env (the team's keys): secrets filled, relay restarted, numbers wired; safe to rerun
 	$(PY) -m deploy --env-file $(ENV_FILE) $(CTX)
 
-call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
-	$(PY) -m local.call
+call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts (PROFILE=path)
+	$(PY) -m local.call --profile $(or $(PROFILE),profiles/example.toml)
 
 PORT ?= 8765
 phone: $(INSTALLED) ## the softphone: the local stack and a page on http://127.0.0.1:$(PORT) to talk to the agent (PROFILE)

@@ -45,6 +45,16 @@ class DeployedProfiles:
         return cls(tuple(loaded), tuple(PublishedProfile.from_loaded(item) for item in loaded))
 
     @property
+    def business_api_secrets(self) -> tuple[str, ...]:
+        """The Secrets Manager secrets (names) holding the profiles' business API credentials: what the relay reads."""
+        names = {
+            item.profile.business_api.credentials_secret
+            for item in self.published
+            if item.profile.business_api and item.profile.business_api.credentials_secret
+        }
+        return tuple(sorted(names))
+
+    @property
     def answered_numbers(self) -> dict[str, str]:
         """Every number some profile answers -> that profile's id, sorted by number (a number has one line)."""
         numbers = {number: item.profile_id for item in self.published for number in item.profile.numbers}

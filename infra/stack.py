@@ -93,6 +93,7 @@ class PhoneAgentStack(Stack):
             secrets=self.secrets,
             api=self.api,
             environment=self._relay_environment(),
+            business_api_secrets=profiles.business_api_secrets,
         )
         self.observability = Observability(
             self,

@@ -13,9 +13,9 @@ Scaling never drops a call:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -106,11 +106,12 @@ class RelayService(Construct):
         secrets: Secrets,
         api: Api,
         environment: Mapping[str, str],
+        business_api_secrets: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
-        self.task_role = self._build_task_role(storage, api)
+        self.task_role = self._build_task_role(storage, api, business_api_secrets)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
         )
@@ -118,7 +119,7 @@ class RelayService(Construct):
         self.service = self._build_service(vpc, endpoint)
         self._build_scaling()
 
-    def _build_task_role(self, storage: Storage, api: Api) -> iam.Role:
+    def _build_task_role(self, storage: Storage, api: Api, business_api_secrets: Sequence[str]) -> iam.Role:
         role = iam.Role(
             self,
             "TaskRole",
@@ -131,6 +132,23 @@ class RelayService(Construct):
         ):
             role.add_to_policy(statement)
         stack = Stack.of(self)
+        if business_api_secrets:
+            # The profiles' business API credentials, by name: Secrets Manager appends six random characters.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="BusinessApiCredentials",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[
+                        stack.format_arn(
+                            service="secretsmanager",
+                            resource="secret",
+                            resource_name=f"{name}-??????",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                        for name in business_api_secrets
+                    ],
+                )
+            )
         own_tasks = stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*")
         role.add_to_policy(
             iam.PolicyStatement(

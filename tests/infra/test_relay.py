@@ -146,7 +146,21 @@ def test_task_role_data_access_is_exact(any_stack: Synthesized):
         "ecs:UpdateTaskProtection",
         "ecs:GetTaskProtection",
         "execute-api:Invoke",
-    }
+    } | ({"secretsmanager:GetSecretValue"} if any_stack.stack.profiles.business_api_secrets else set())
+
+
+def test_task_role_reads_only_the_business_api_credentials_its_profiles_name(
+    cloudfront_stack: Synthesized, custom_domain_stack: Synthesized
+):
+    role = custom_domain_stack.logical_id(custom_domain_stack.stack.relay.task_role)
+    statements = statements_of_role(custom_domain_stack, role)
+    [credentials] = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert as_list(credentials["Action"]) == ["secretsmanager:GetSecretValue"]
+    [arn] = as_list(credentials["Resource"])
+    assert str(arn["Fn::Join"][1][-1]).endswith(":secret:harbor-bistro/booking-api-??????")
+    # A deployment whose profiles name no credentials reads no secret at all.
+    plain = actions_of_role(cloudfront_stack, cloudfront_stack.logical_id(cloudfront_stack.stack.relay.task_role))
+    assert "secretsmanager:GetSecretValue" not in plain
 
 
 def test_task_role_touches_only_call_items_and_its_own_fleet_attributes(any_stack: Synthesized):
