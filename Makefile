@@ -9,7 +9,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench bench-load profiles clean
+.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench bench-load bench-profile profiles clean
 
 setup: $(INSTALLED) ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
 
@@ -57,6 +57,9 @@ DURATION ?= 30
 RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
 bench-load: $(INSTALLED) ## our relay and the seeds-style Node relay under ../shared/bench's load harness (CALLS, DURATION)
 	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION)
+
+bench-profile: $(INSTALLED) ## py-spy samples our relay under the load harness: its top functions (CALLS, DURATION)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_profile.py --calls $(CALLS) --duration-s $(DURATION)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)

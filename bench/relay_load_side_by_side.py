@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +62,8 @@ def run_harness(harness: Path, args: argparse.Namespace, relay_port: int, relay_
         "--relay-pid", str(relay_pid), "--calls", str(args.calls), "--duration-s", str(args.duration_s),
         "--model-port", str(args.model_port), *extra,
     ]  # fmt: skip
+    if args.json_out:
+        command += ["--json-out", args.json_out]
     done = subprocess.run(pinned(command, LOAD_CORE), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-2000:])
@@ -78,7 +83,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-async def measure_ours(harness: Path, args: argparse.Namespace) -> LoadRow:
+async def measure_ours(
+    harness: Path, args: argparse.Namespace, observe: Callable[[int], AbstractContextManager[object]] | None = None
+) -> LoadRow:
+    """Our relay under the harness. `observe(relay_pid)` (a profiler attached for the run) wraps the harness run."""
     options = StackOptions()
     auth_token = os.urandom(16).hex()
     model_url = f"ws://127.0.0.1:{args.model_port}/v1/realtime?model=gpt-realtime"
@@ -107,7 +115,8 @@ async def measure_ours(harness: Path, args: argparse.Namespace) -> LoadRow:
                         "--webhook-url", f"{api_origin}/{STAGE}/twilio/incoming", "--webhook-to", options.agent_number,
                     ]  # fmt: skip
                     # The harness blocks; the local API (the TwiML Lambda) must keep answering on this loop.
-                    stdout = await asyncio.to_thread(run_harness, harness, args, relay_port, relay.pid, extra)
+                    with observe(relay.pid) if observe is not None else contextlib.nullcontext():
+                        stdout = await asyncio.to_thread(run_harness, harness, args, relay_port, relay.pid, extra)
                 finally:
                     stop(relay)
     return row_from_summary("ours (python -m relay)", summary_from_output(stdout))
@@ -172,6 +181,7 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--duration-s", type=int, default=30)
     parser.add_argument("--model-port", type=int, default=free_port())
+    parser.add_argument("--json-out", help="append each run's full harness summary (one JSON line) to this file")
     harness = Path(os.environ.get("RELAY_LOAD_HARNESS", ""))
     if not harness.name or not harness.is_file():
         print(f"bench-load skipped: no load harness at {harness} (set RELAY_LOAD_HARNESS to its relay_load.py)")
