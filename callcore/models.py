@@ -199,6 +199,14 @@ class CallRecord(BaseModel):
         max_length=2000,
         description="outbound calls: what the agent is calling about (POST /calls `context`), for the prompt",
     )
+    profile_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description="the receptionist profile (business line) that answered or placed the call; None without profiles",
+    )
+    profile_version: str | None = Field(
+        default=None, max_length=64, description="the version of that profile the call uses from start to end"
+    )
     caller_hash: str | None = Field(
         default=None,
         max_length=64,

@@ -2,6 +2,7 @@
 
 from callcore.profiles.loader import DEFAULT_PROFILES_DIR, LoadedProfile, ProfileError, load_profile, load_profiles
 from callcore.profiles.model import AfterHours, Profile, TurnDetection, VadEagerness
+from callcore.profiles.published import PublishedProfile
 
 __all__ = [
     "DEFAULT_PROFILES_DIR",
@@ -9,6 +10,7 @@ __all__ = [
     "LoadedProfile",
     "Profile",
     "ProfileError",
+    "PublishedProfile",
     "TurnDetection",
     "VadEagerness",
     "load_profile",

@@ -69,7 +69,14 @@ def load_profiles(directory: Path = DEFAULT_PROFILES_DIR) -> list[LoadedProfile]
     if not loaded:
         raise ProfileError(f"{directory}: holds no profile (<id>.toml); start from profiles/example.toml")
     owner: dict[str, str] = {}
+    fallback: str | None = None
     for item in loaded:
+        if item.profile.answers_unknown_numbers:
+            if fallback is not None:
+                raise ProfileError(
+                    f"{item.path}: key answers_unknown_numbers: profile {fallback!r} already answers unknown numbers"
+                )
+            fallback = item.profile_id
         for number in item.profile.numbers:
             if number in owner:
                 raise ProfileError(

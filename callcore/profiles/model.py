@@ -155,6 +155,11 @@ class Profile(_Section):
     business_api: BusinessApi | None = None
     booking: Booking = Field(default_factory=Booking)
     limits: Limits = Field(default_factory=Limits)
+    answers_unknown_numbers: bool = Field(
+        default=False,
+        description="this line also answers calls to numbers no profile lists (at most one profile); with none, "
+        "such a call hears a short not-in-service message",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

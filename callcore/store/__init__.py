@@ -12,6 +12,8 @@ Key design (one table, `pk`/`sk` strings; names in `callcore.store.keys`):
 | relay health (operator mark) | `fleet` | `FLEET` | `RELAY_HEALTH` | - |
 | relay heartbeat (the freshest of any task) | `fleet` | `FLEET` | `RELAY_HEARTBEAT` | - |
 | caller profile | `callers` | `CALLER#<keyed hash of the number>` | `PROFILE` | - |
+| receptionist profile catalog | `receptionist_profiles` | `RECEPTIONISTS` | `CATALOG` | - |
+| receptionist profile version | `receptionist_profiles` | `RECEPTIONIST#<profile id>` | `VERSION#<version>` | - |
 
 Every write that must happen once is a conditional write (`callcore.store.table`), so retried webhooks, duplicated
 callbacks and a relay that retries after a timeout never double anything.

@@ -111,6 +111,14 @@ def test_two_profiles_cannot_answer_the_same_number(tmp_path: Path) -> None:
         load_profiles(tmp_path)
 
 
+def test_only_one_profile_may_answer_unknown_numbers(tmp_path: Path) -> None:
+    _write(tmp_path, "dental", "answers_unknown_numbers = true\n" + MINIMAL)
+    other = MINIMAL.replace("Corner Dental", "Corner Ortho").replace("+15550100123", "+15550100124")
+    _write(tmp_path, "ortho", "answers_unknown_numbers = true\n" + other)
+    with pytest.raises(ProfileError, match=r"ortho\.toml: key answers_unknown_numbers: profile 'dental' already"):
+        load_profiles(tmp_path)
+
+
 def test_an_empty_profiles_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="holds no profile"):
         load_profiles(tmp_path)
