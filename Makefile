@@ -54,12 +54,13 @@ bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core,
 
 CALLS ?= 100
 DURATION ?= 30
+WARMUP ?= 2
 RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
-bench-load: $(INSTALLED) ## our relay and the seeds-style Node relay under ../shared/bench's load harness (CALLS, DURATION)
-	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION)
+bench-load: $(INSTALLED) ## our relay, the seeds-style Node relay and the published bridge under ../shared/bench's load harness (CALLS, DURATION, WARMUP)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)
 
-bench-profile: $(INSTALLED) ## py-spy samples our relay under the load harness: its top functions (CALLS, DURATION)
-	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_profile.py --calls $(CALLS) --duration-s $(DURATION)
+bench-profile: $(INSTALLED) ## py-spy samples our relay under the load harness: its top functions (CALLS, DURATION, WARMUP)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_profile.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)

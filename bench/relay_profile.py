@@ -36,7 +36,7 @@ from bench.relay_load_side_by_side import LOAD_CORE, measure_ours, pinned  # noq
 
 # One sampler at a modest rate: py-spy shares the load core with the harness, which must not saturate.
 SAMPLES_PER_SECOND = 100
-HARNESS_RAMP_S, HARNESS_WARMUP_S = 5, 2  # relay_load.py's defaults (--ramp-s, --warmup-s)
+HARNESS_RAMP_S, HARNESS_WARMUP_S = 5, 2  # relay_load.py's defaults for --ramp-s and --warmup-s
 # "name (path/to/module.py:123)" as py-spy writes a frame; the line number is dropped to sum a function's lines.
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<path>[^()]*?)(?::\d+)?\)$")
 
@@ -128,7 +128,7 @@ async def main(args: argparse.Namespace, harness: Path) -> None:
     collapsed = Path(args.out)
     collapsed.parent.mkdir(parents=True, exist_ok=True)
     # The harness's default ramp and warm-up come first; the profile covers the steady state only.
-    after_s = HARNESS_RAMP_S + HARNESS_WARMUP_S
+    after_s = HARNESS_RAMP_S + args.warmup_s
     row = await measure_ours(
         harness, args, lambda pid: py_spy(collapsed, pid, after_s=after_s, duration_s=args.duration_s)
     )
@@ -147,6 +147,7 @@ if __name__ == "__main__":
     parser.add_argument("--model-port", type=int, default=free_port())
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--json-out", help="append the harness's full summary (one JSON line) to this file")
+    parser.add_argument("--warmup-s", type=float, default=HARNESS_WARMUP_S, help="settle time after the ramp")
     parser.add_argument("--out", default=str(ROOT / "build" / "relay-profile.txt"))
     harness = Path(os.environ.get("RELAY_LOAD_HARNESS", ""))
     if not harness.name or not harness.is_file():
