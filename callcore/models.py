@@ -89,6 +89,9 @@ class CallOutcome(StrEnum):
     MAX_DURATION = "max_duration"
     SILENCE = "silence"  # nobody spoke after the agent checked in: the agent said goodbye and hung up
     CALLER_LIMIT = "caller_limit"  # the caller already had their most live calls: answered busy, no agent
+    AFTER_HOURS_TO_HUMAN = "after_hours_to_human"  # closed, and the line's after-hours rule sends calls to its human
+    CLOSED = "closed"  # closed, and the line's after-hours rule says its message and hangs up: no agent
+    UNKNOWN_NUMBER = "unknown_number"  # the dialled number is no deployed line's and none answers unknown numbers
     NOT_ANSWERED = "not_answered"  # busy, no-answer, canceled, failed before answer
     VOICEMAIL = "voicemail"  # outbound call reached an answering machine
     ERROR = "error"

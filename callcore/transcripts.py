@@ -121,6 +121,8 @@ class CallSummaryLine(BaseModel):
     caller_masked: str
     caller_hash: str
     called_masked: str
+    profile_id: str | None  # the business line (receptionist profile); None without profiles
+    profile_version: str | None
     status: str
     outcome: str | None
     created_at: str
@@ -152,6 +154,8 @@ class CallSummaryLine(BaseModel):
             caller_masked=mask_phone(caller),
             caller_hash=record.caller_hash or caller_hash(hash_key, caller),
             called_masked=mask_phone(called),
+            profile_id=record.profile_id,
+            profile_version=record.profile_version,
             status=record.status.value,
             outcome=record.outcome.value if record.outcome else None,
             created_at=record.created_at.astimezone(UTC).isoformat(),

@@ -13,9 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from callcore.models import CALL_SID_PATTERN, E164_PATTERN, RECORDING_SID_PATTERN, CallStatus
+from callcore.profiles.model import PROFILE_ID_PATTERN
 
 
 def _call_sid(value: str) -> str:
@@ -137,6 +138,14 @@ class HangupRequest(_JsonRequest):
 class OutboundCallRequest(_JsonRequest):
     to: E164Number
     context: str | None = Field(default=None, max_length=2000, description="why the agent is calling")
+    profile_id: str | None = Field(
+        default=None,
+        # camelCase like the rest of this API; the record's own name is accepted too.
+        validation_alias=AliasChoices("profileId", "profile_id"),
+        pattern=PROFILE_ID_PATTERN,
+        description="the receptionist profile (business line) the call is placed for; with profiles deployed and "
+        "none named, the line that answers unknown numbers",
+    )
 
 
 class _JsonResponse(BaseModel):

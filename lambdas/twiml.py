@@ -11,6 +11,7 @@ OVERFLOW_APOLOGY = (
 AGENT_LOST_APOLOGY = "Sorry, we lost the connection to our assistant. Please call again later. Goodbye."
 HUMAN_RING_SECONDS = 25  # then the caller hears HUMAN_UNAVAILABLE instead of ringing out
 HUMAN_UNAVAILABLE = "Sorry, nobody could take your call right now. Please call us again later. Goodbye."
+NOT_IN_SERVICE = "Sorry, the number you have called is not in service. Goodbye."
 WHISPER_INTRO = "Incoming transfer from the voice assistant."
 WHISPER_WITHOUT_SUMMARY = "Incoming transfer from the voice assistant. No summary is available."
 
@@ -77,6 +78,19 @@ def voicemail(message: str | None) -> str:
         response.say(message)
     response.hangup()
     return _xml(response)
+
+
+def say_and_hang_up(message: str) -> str:
+    """A line that answers no calls now (closed, with `after_hours = message`): its message, then the call ends."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
+    return _xml(response)
+
+
+def not_in_service() -> str:
+    """The dialled number is no deployed line's and no line answers unknown numbers."""
+    return say_and_hang_up(NOT_IN_SERVICE)
 
 
 def reject_busy() -> str:

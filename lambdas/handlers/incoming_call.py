@@ -1,7 +1,8 @@
 """POST /twilio/incoming: the number's voice URL (and, with `?direction=outbound`, the answer URL of outbound calls).
 
-Signature checked -> form validated -> the call admitted to the agent (`<Connect><Stream>` + token) or sent to the
-human line. See `lambdas.logic.incoming_call`.
+Signature checked -> form validated -> the line of the dialled number picked (its receptionist profile) -> the call
+admitted to the agent (`<Connect><Stream>` + token), sent to the line's human, or told the line is closed or not in
+service. See `lambdas.logic.incoming_call`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from callcore.models import CallDirection
 from lambdas.api import new_app, parse_model, twiml_response
 from lambdas.errors import BadRequest
 from lambdas.logic.incoming_call import answer_call
+from lambdas.logic.lines import deployment_lines
 from lambdas.models import VoiceWebhook
 from lambdas.observability import observed
 from lambdas.settings import load_settings
@@ -45,6 +47,7 @@ def incoming_call() -> Response[str]:
         direction,
         settings=settings,
         store=settings.call_store(),
+        lines=deployment_lines(settings),
         api_base_url=api_base_url(event, settings),
     )
     return twiml_response(xml)

@@ -1,5 +1,5 @@
-"""POST /calls (IAM): place an outbound call with the agent (`lambdas.logic.outbound_call`); an optional
-`Idempotency-Key` header makes a client retry safe."""
+"""POST /calls (IAM): place an outbound call with the agent for a business line (`profileId`;
+`lambdas.logic.outbound_call`); an optional `Idempotency-Key` header makes a client retry safe."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import idempotency_key_from, json_response, new_app, parse_json_body
+from lambdas.logic.lines import deployment_lines
 from lambdas.logic.outbound_call import IDEMPOTENCY_HEADER, place_outbound_call
 from lambdas.models import OutboundCallRequest
 from lambdas.observability import observed
@@ -30,6 +31,7 @@ def outbound_call() -> Response[str]:
         request,
         settings=settings,
         store=settings.call_store(),
+        lines=deployment_lines(settings),
         calls=twilio_calls(settings),
         api_base_url=api_base_url(event, settings),
         idempotency_key=idempotency_key,

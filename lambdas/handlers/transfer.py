@@ -1,4 +1,4 @@
-"""POST /calls/{callSid}/transfer (IAM): warm transfer of a live call to the human line
+"""POST /calls/{callSid}/transfer (IAM): warm transfer of a live call to the human line of its profile version
 (`lambdas.logic.call_control.transfer_call`)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api import call_sid_from_path, json_response, new_app, parse_json_body
 from lambdas.logic.call_control import transfer_call
+from lambdas.logic.lines import deployment_lines
 from lambdas.models import TransferRequest
 from lambdas.observability import observed
 from lambdas.settings import load_settings
@@ -29,8 +30,8 @@ def transfer(callSid: str) -> Response[str]:
     result = transfer_call(
         call_sid,
         request,
-        settings=settings,
         store=settings.call_store(),
+        lines=deployment_lines(settings),
         calls=twilio_calls(settings),
         api_base_url=api_base_url(event, settings),
     )

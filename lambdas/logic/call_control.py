@@ -10,6 +10,9 @@ the claim may still fail. A claim older than the lease (its holder crashed or ti
 taken over.
 
 An ended call: 409, unless it ended by this API's own earlier hang-up (then the repeat rule answers 200).
+
+The human line a transfer dials is the one of the profile version the call's record names (`transfer.human_number`),
+or HUMAN_TRANSFER_NUMBER without profiles; a line without one answers 503.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from callcore.models import CallOutcome, CallRecord
 from callcore.store import CallNotFound, CallStore
 from lambdas import twiml
 from lambdas.errors import Conflict, InProgress, NotFound, ServiceUnavailable
+from lambdas.logic.lines import Lines
 from lambdas.models import HangupRequest, HangupResult, TransferRequest, TransferResult
 from lambdas.observability import Metric, bind_call, count, logger
-from lambdas.settings import LambdaSettings
 from lambdas.twilio_calls import TwilioCalls
 from lambdas.webhooks import WHISPER_PATH
 
@@ -47,19 +50,26 @@ def transfer_call(
     call_sid: str,
     request: TransferRequest,
     *,
-    settings: LambdaSettings,
     store: CallStore,
+    lines: Lines,
     calls: TwilioCalls,
     api_base_url: str,
 ) -> TransferResult:
-    """Warm transfer: Twilio dials the human line; the human hears the summary (whisper URL) before the bridge."""
+    """Warm transfer: Twilio dials the call's human line; the human hears the summary (whisper URL) before the
+    bridge."""
     bind_call(call_sid)
-    human = settings.human_transfer_number
-    if not human:
-        raise ServiceUnavailable("transfers are not configured: HUMAN_TRANSFER_NUMBER is not set")
-    settled = _already_settled(_require_call(store, call_sid))
+    record = _require_call(store, call_sid)
+    settled = _already_settled(record)
     if settled is not None:
         return settled
+    line = lines.of_record(record)
+    human = line.human_number
+    if not human:
+        if line.published is None:
+            raise ServiceUnavailable("transfers are not configured: HUMAN_TRANSFER_NUMBER is not set")
+        raise ServiceUnavailable(
+            f"transfers are not configured: profile {line.published.profile_id!r} has no transfer.human_number"
+        )
 
     # The claim stores the summary before Twilio is asked (the whisper URL reads it when the human answers) and makes
     # a retry that arrives while this request still waits on Twilio (the relay timed out and asked again) wait for it
@@ -71,7 +81,7 @@ def transfer_call(
         calls.redirect(
             call_sid,
             twiml.transfer_to_human(human_number=human, whisper_url=whisper_url),
-            number_field="HUMAN_TRANSFER_NUMBER",
+            number_field="HUMAN_TRANSFER_NUMBER" if line.published is None else "transfer.human_number",
         )
     except Exception:
         store.release_transfer(call_sid)

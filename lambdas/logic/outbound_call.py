@@ -13,6 +13,12 @@ full) releases its key, so the retry may try again. A request that cannot tell w
 answer in time, a 5xx), or that died holding the key (older than IDEMPOTENCY_LEASE), leaves the key "outcome
 unknown": a retry gets a final 409 saying so, never a second call and never an invitation to keep polling. Keys
 expire after 24 hours.
+
+The call is placed for one business line (`lambdas.logic.lines`): the profile `profileId` names (422 naming the field
+when no such profile is deployed); none named, the line that answers unknown numbers, or a 422 when there is none
+(without profiles deployed: the environment's line, TWILIO_PHONE_NUMBER as caller id). It is placed from the profile's
+first number when it has one (else TWILIO_PHONE_NUMBER), its record carries the profile id and version, and the
+answered call takes a seat of that line as well as the deployment's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from callcore.models import CallDirection, CallRecord, CallStatus, utc_now
 from callcore.store import CallAlreadyExists, CallStore, IdempotencyState
 from lambdas.errors import ApiError, Conflict, InProgress, ServiceUnavailable, Unprocessable
 from lambdas.logic.admission import agent_can_take_call
+from lambdas.logic.lines import Line, Lines, UnknownProfile
 from lambdas.models import OutboundCallRequest, OutboundCallResult
 from lambdas.observability import Metric, bind_call, count, logger
 from lambdas.settings import AnsweringMachineDetection, LambdaSettings
@@ -54,12 +61,13 @@ def place_outbound_call(
     *,
     settings: LambdaSettings,
     store: CallStore,
+    lines: Lines,
     calls: TwilioCalls,
     api_base_url: str,
     idempotency_key: str | None = None,
 ) -> OutboundCallResult:
     if idempotency_key is None:
-        return _place(request, settings=settings, store=store, calls=calls, api_base_url=api_base_url)
+        return _place(request, settings=settings, store=store, lines=lines, calls=calls, api_base_url=api_base_url)
 
     fingerprint = request_fingerprint(request)
     claim = store.claim_idempotency_key(idempotency_key, request_hash=fingerprint, ttl=IDEMPOTENCY_TTL)
@@ -89,7 +97,15 @@ def place_outbound_call(
         store.complete_idempotency_key(idempotency_key, {"callSid": call_sid})
 
     try:
-        return _place(request, settings=settings, store=store, calls=calls, api_base_url=api_base_url, on_placed=placed)
+        return _place(
+            request,
+            settings=settings,
+            store=store,
+            lines=lines,
+            calls=calls,
+            api_base_url=api_base_url,
+            on_placed=placed,
+        )
     except TwilioOutcomeUnknown:
         # The call may exist: a retry must not dial again.
         store.mark_idempotency_unknown(idempotency_key)
@@ -104,7 +120,9 @@ def place_outbound_call(
 def request_fingerprint(request: OutboundCallRequest) -> str:
     """SHA-256 of the validated body in a canonical form: the same request written with other spacing or key order
     is the same request."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # A request naming no profile hashes as before profiles existed: keys claimed across the upgrade still match.
+    unset = {"profile_id"} if request.profile_id is None else set()
+    canonical = json.dumps(request.model_dump(mode="json", exclude=unset), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -113,15 +131,20 @@ def _place(
     *,
     settings: LambdaSettings,
     store: CallStore,
+    lines: Lines,
     calls: TwilioCalls,
     api_base_url: str,
     on_placed: Callable[[str], None] | None = None,
 ) -> OutboundCallResult:
-    caller_id = settings.twilio_phone_number
+    line = _line_placing(request, lines)
+    caller_id = line.caller_id or settings.twilio_phone_number
     if not caller_id:
-        raise ServiceUnavailable("outbound calls are not configured: TWILIO_PHONE_NUMBER is not set")
-    if not agent_can_take_call(settings, store):
-        raise ServiceUnavailable("the agent is at capacity or the relay is unhealthy: try again later")
+        raise ServiceUnavailable(
+            "outbound calls are not configured: TWILIO_PHONE_NUMBER is not set"
+            + (f" and profile {line.profile_id!r} lists no numbers" if line.profile_id else "")
+        )
+    if not agent_can_take_call(settings, store, line):
+        raise ServiceUnavailable("the agent or the line is at capacity or the relay is unhealthy: try again later")
 
     call_sid = calls.place_call(
         OutboundCall(
@@ -145,13 +168,22 @@ def _place(
         status=CallStatus.QUEUED,
         context=request.context,
         caller_hash=caller_hash(settings.caller_hash_key, request.to),
+        **line.record_fields,
     )
     try:
         store.create_call(record)
     except CallAlreadyExists:
-        # The answer webhook won the race and created the record; only the context is ours to add.
+        # The answer webhook won the race and created the record (on the line of the number the call is placed from,
+        # the seat it may hold is that line's); only the context is ours to add.
         if request.context:
             store.update_call(call_sid, {"context": request.context}, only_if_unset=("context",))
     count(Metric.OUTBOUND_CALLS)
-    logger.info("outbound call placed", extra={"callee": mask_phone(request.to)})
+    logger.info("outbound call placed", extra={"callee": mask_phone(request.to), "profile_id": line.profile_id})
     return OutboundCallResult(call_sid=call_sid)
+
+
+def _line_placing(request: OutboundCallRequest, lines: Lines) -> Line:
+    try:
+        return lines.placing(request.profile_id)
+    except UnknownProfile as unknown:
+        raise Unprocessable(str(unknown), field="profileId") from None

@@ -1,7 +1,8 @@
-"""Call recordings, opt-in (CALL_RECORDING_ENABLED) and consent-gated: a call is recorded only once its media stream
-to the agent opened, where the relay's greeting begins with the recording announcement (the same setting turns both
-on). Twilio records both sides on separate channels (left: caller, right: agent); when the recording ends, its audio
-is copied into the transcripts bucket (`recordings/year=…/month=…/day=…/CA….wav`, KMS-encrypted, expired by its own
+"""Call recordings, opt-in (a profile's `recording.enabled` for the calls of its line, CALL_RECORDING_ENABLED
+without profiles) and consent-gated: a call is recorded only once its media stream to the agent opened, where the
+relay's greeting begins with the recording announcement (the same setting turns both on). Twilio records both sides
+on separate channels (left: caller, right: agent); when the recording ends, its audio is copied into the transcripts
+bucket (`recordings/year=…/month=…/day=…/CA….wav`, KMS-encrypted, expired by its own
 lifecycle rule), linked on the call record, and deleted at Twilio, so one copy remains and it is ours.
 
 Idempotent: a repeated stream-started callback finds the recording already requested; a repeated recording-status
@@ -17,6 +18,7 @@ from callcore.models import CallRecord, CallRecording, RecordingState, utc_now
 from callcore.store import CallNotFound, CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.errors import ApiError
+from lambdas.logic.lines import Lines
 from lambdas.models import RecordingStatus, RecordingStatusCallback
 from lambdas.observability import Metric, bind_call, count, logger
 
@@ -28,12 +30,18 @@ SPOOL_BYTES = 8 * 1024 * 1024
 _WAV_MAGIC = (b"RIFF", b"WAVE")
 
 
-def start_recording(call_sid: str, *, store: CallStore, twilio: TwilioCalls, status_callback_url: str) -> bool:
-    """Ask Twilio to record a call whose stream to the agent just opened; True when a recording was requested."""
+def start_recording(
+    call_sid: str, *, store: CallStore, lines: Lines, twilio: TwilioCalls, status_callback_url: str
+) -> bool:
+    """Ask Twilio to record a call whose stream to the agent just opened, if its line records calls; True when a
+    recording was requested."""
     bind_call(call_sid)
     record = store.get_call(call_sid)
     if record is None or record.stream_token_expiry is None:
         logger.info("not recorded: the call was not answered by the agent")  # no greeting, so no announcement
+        return False
+    if not lines.of_record(record).recording_enabled:
+        logger.info("not recorded: the call's line does not record calls")
         return False
     if record.recording is not None:
         logger.info("recording already requested")

@@ -13,9 +13,19 @@ import pytest
 from analyst.cli import main as calls_main
 from callcore.models import CallOutcome, RecordingState
 from callcore.transcripts import recording_key
-from lambdas.handlers import recording_status, stream_status
-from lambdas.webhooks import RECORDING_STATUS_PATH, STREAM_STATUS_PATH
-from tests.unit.lambdas.events import ACCOUNT_SID, API_BASE, BUCKET, public_url, twilio_event
+from lambdas.handlers import incoming_call, recording_status, stream_status
+from lambdas.webhooks import INCOMING_PATH, RECORDING_STATUS_PATH, STREAM_STATUS_PATH
+from tests.unit.lambdas.events import (
+    ACCOUNT_SID,
+    AGENT_NUMBER,
+    API_BASE,
+    BUCKET,
+    new_call_sid,
+    public_url,
+    twilio_event,
+    voice_params,
+)
+from tests.unit.lambdas.lines import CLINIC_NUMBER, bistro, clinic, publish
 
 
 def wav_bytes(seconds: float = 0.5) -> bytes:
@@ -69,6 +79,23 @@ def test_the_agent_answering_starts_a_dual_channel_recording(aws, invoke, make_c
     # A repeated stream-started callback does not start a second recording.
     assert invoke(stream_status.handler, stream_started(call.call_sid)).status == 200
     assert len(twilio_server.fake.recordings) == 1
+
+
+def test_each_line_records_its_calls_as_its_profile_says(aws, invoke, twilio_server):
+    # CALL_RECORDING_ENABLED is off: with profiles deployed, each line's recording.enabled decides.
+    publish(bistro(recording={"enabled": True}), clinic(hours={"weekly": "mon-sun 00:00-24:00"}))
+    recorded, unrecorded = new_call_sid(), new_call_sid()
+    for call_sid, number in ((recorded, AGENT_NUMBER), (unrecorded, CLINIC_NUMBER)):
+        assert (
+            invoke(incoming_call.handler, twilio_event(INCOMING_PATH, voice_params(call_sid, To=number))).status == 200
+        )
+        twilio_server.fake.add_call(call_sid)
+        assert invoke(stream_status.handler, stream_started(call_sid)).status == 200
+
+    [recording_request] = [r for r in twilio_server.fake.requests if r.path.endswith("/Recordings.json")]
+    assert recording_request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{recorded}/Recordings.json"
+    assert aws.store.require_call(recorded).recording is not None
+    assert aws.store.require_call(unrecorded).recording is None
 
 
 def test_the_recording_is_copied_linked_and_deleted_at_twilio(aws, invoke, make_call, twilio_server, recording_on):

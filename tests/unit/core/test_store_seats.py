@@ -109,6 +109,42 @@ def test_release_never_drives_the_counter_below_zero(store: CallStore) -> None:
     assert store.admit_call(record(OTHER_SID, stream_token_expiry=100), max_active=1) is SeatResult.TAKEN
 
 
+def test_a_full_line_refuses_its_call_without_writing_while_the_fleet_has_seats(store: CallStore) -> None:
+    bistro = {"profile_id": "bistro", "profile_version": "v1"}
+    assert store.admit_call(record(SID, stream_token_expiry=100, **bistro), max_active=5, max_line_active=1) is (
+        SeatResult.TAKEN
+    )
+    refused = store.admit_call(record(OTHER_SID, stream_token_expiry=100, **bistro), max_active=5, max_line_active=1)
+    other_line = record(THIRD_SID, stream_token_expiry=100, profile_id="clinic", profile_version="v1")
+
+    assert refused is SeatResult.LINE_FULL
+    assert store.get_call(OTHER_SID) is None
+    assert store.admit_call(other_line, max_active=5, max_line_active=1) is SeatResult.TAKEN
+    assert (store.active_calls(), store.active_calls("bistro"), store.active_calls("clinic")) == (2, 1, 1)
+    with pytest.raises(ValueError, match="max_line_active"):
+        store.admit_call(record("CA" + "d" * 32, stream_token_expiry=100, **bistro), max_active=5)
+
+
+def test_seat_call_takes_the_seat_of_the_line_its_record_names(store: CallStore) -> None:
+    store.create_call(record(SID, profile_id="bistro", profile_version="v1"))
+    store.create_call(record(OTHER_SID, profile_id="bistro", profile_version="v1"))
+    store.create_call(record(THIRD_SID, profile_id="clinic", profile_version="v1"))
+
+    assert store.seat_call(SID, stream_token_expiry=100, max_active=5, profile_id="bistro", max_line_active=1) is (
+        SeatResult.TAKEN
+    )
+    full = store.seat_call(OTHER_SID, stream_token_expiry=100, max_active=5, profile_id="bistro", max_line_active=1)
+    # The record names another line: the seat is not taken (its release would give back the wrong line's seat).
+    mismatch = store.seat_call(THIRD_SID, stream_token_expiry=100, max_active=5, profile_id="bistro", max_line_active=9)
+
+    assert (full, mismatch) == (SeatResult.LINE_FULL, SeatResult.ALREADY_DECIDED)
+    assert store.require_call(OTHER_SID).stream_token_expiry is None
+    assert (store.active_calls(), store.active_calls("bistro"), store.active_calls("clinic")) == (1, 1, 0)
+    assert store.release_seat(SID)
+    assert not store.release_seat(SID)
+    assert (store.active_calls(), store.active_calls("bistro")) == (0, 0)
+
+
 def test_mark_finished_keeps_the_first_time(store: CallStore) -> None:
     store.create_call(record(SID))
     first = datetime(2026, 11, 22, tzinfo=UTC)

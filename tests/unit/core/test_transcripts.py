@@ -73,6 +73,8 @@ def test_archive_writes_and_reads(archive: TranscriptArchive) -> None:
         transfer_target="+14155550111",
         latencies=CallLatencies(greeting_ms=70, turn_ms=[300, 400, 900]),
         estimated_cost_usd=Decimal("0.031"),
+        profile_id="bistro",
+        profile_version="0123456789abcdef",
     )
     assert not archive.transcript_exists(SID, START)
     assert archive.read_transcript(SID, START) is None
@@ -89,6 +91,7 @@ def test_archive_writes_and_reads(archive: TranscriptArchive) -> None:
     assert summary.transferred
     assert summary.turn_p50_ms == 400
     assert summary.estimated_cost_usd == 0.031
+    assert (summary.profile_id, summary.profile_version) == ("bistro", "0123456789abcdef")
 
 
 def test_caller_hash_is_stable_per_number_and_keyed() -> None:

@@ -26,6 +26,7 @@ from callcore.local_resources import create_bucket, create_table
 from callcore.models import CallDirection, CallRecord, CallStatus
 from callcore.store import RELAY_HEARTBEAT_SK, CallStore, SeatResult
 from callcore.transcripts import TranscriptArchive
+from lambdas.logic.lines import receptionist_profiles_of
 from lambdas.models import VoiceWebhook
 from lambdas.observability import SERVICE_NAME, logger
 from lambdas.twilio_calls import use_http_client
@@ -89,6 +90,8 @@ def aws(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setattr(callcore.aws, "_client", _client_reused_across_tests)
     with mock_aws():
         parameters.clear_caches()
+        # One ReceptionistProfiles per container caches the catalog: every test starts from an empty table.
+        receptionist_profiles_of.cache_clear()
         create_table(dynamodb_client(), TABLE)
         create_bucket(s3_client(), BUCKET)
         from lambdas.settings import load_settings
@@ -202,6 +205,7 @@ def answer_together(webhooks: list[VoiceWebhook], table: str, monkeypatch: pytes
     (DynamoDB applies each atomically; moto does not when two threads call it at once). A decision taken by reading
     first and writing after would let all of them through; only a conditional write or transaction holds."""
     from lambdas.logic.incoming_call import answer_call
+    from lambdas.logic.lines import deployment_lines
     from lambdas.settings import load_settings
 
     all_read = threading.Barrier(len(webhooks), timeout=10)
@@ -222,7 +226,12 @@ def answer_together(webhooks: list[VoiceWebhook], table: str, monkeypatch: pytes
     def answer(webhook: VoiceWebhook) -> str:
         # The logic, not the handler: one resolver instance serves one request at a time, like a Lambda environment.
         return answer_call(
-            webhook, CallDirection.INBOUND, settings=settings, store=CallStore(table), api_base_url=API_BASE
+            webhook,
+            CallDirection.INBOUND,
+            settings=settings,
+            store=CallStore(table),
+            lines=deployment_lines(settings),
+            api_base_url=API_BASE,
         )
 
     with ThreadPoolExecutor(max_workers=len(webhooks)) as pool:
