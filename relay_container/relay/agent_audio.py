@@ -3,10 +3,10 @@
 Model audio deltas (and the relay's cached greeting and filler) go to Twilio as `media`, with a `mark` after every
 MARK_INTERVAL_MS of audio and at the end of each utterance; the `PlaybackTracker` turns the echoed marks (and the
 clock between them) into what was heard. Audio that stops coming mid-utterance is marked once it has waited an
-interval for more, so the tracker never waits for an echo that no mark will bring. An utterance is recorded in the
-transcript once heard in full, or cut at the barge-in point, and that heard text is what the conversation memory gives
-a new model session. On a barge-in the caller's line is cleared first, then the model's item truncated at what was
-heard (at 0 when nothing was: the model must never believe it said what nobody heard).
+interval and a half for more, so the tracker never waits for an echo that no mark will bring. An utterance is recorded
+in the transcript once heard in full, or cut at the barge-in point, and that heard text is what the conversation
+memory gives a new model session. On a barge-in the caller's line is cleared first, then the model's item truncated at
+what was heard (at 0 when nothing was: the model must never believe it said what nobody heard).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ GREETING_ITEM = "greeting"
 FILLER_ITEM = "filler"
 # Less audio than this left to play is not worth a clear/truncate (and is within the mark/clock disagreement).
 BARGE_IN_MIN_REMAINING_MS = 20
+MARK_WAIT_FACTOR = 1.5
 
 
 class AgentAudio:
@@ -44,7 +45,9 @@ class AgentAudio:
         self._utterances: dict[str, AgentUtterance] = {}
         self._cut_items: set[str] = set()
         self.speech_stopped_at: float | None = None  # the caller's last turn ended here: the turn latency's start
-        self._mark_wait_seconds = call.deps.settings.mark_interval_ms / 1000
+        # Audio arriving in real time fills an interval just in time: the wait for more is longer, so that a steady
+        # stream is marked by the interval alone and only audio that really stopped is marked by the wait.
+        self._mark_wait_seconds = MARK_WAIT_FACTOR * call.deps.settings.mark_interval_ms / 1000
 
     # ---- to Twilio -------------------------------------------------------------------------------------------------
 
