@@ -9,7 +9,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup chromium lint typecheck test $(addprefix test-,$(TIERS)) synth deploy call phone bench bench-load profiles clean
+.PHONY: setup chromium lint typecheck test $(addprefix test-,$(TIERS)) synth deploy call phone bench bench-load bench-profile profiles clean
 
 setup: $(INSTALLED) chromium ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
 
@@ -77,9 +77,13 @@ bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core,
 
 CALLS ?= 100
 DURATION ?= 30
+WARMUP ?= 2
 RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
-bench-load: $(INSTALLED) ## our relay and the seeds-style Node relay under ../shared/bench's load harness (CALLS, DURATION)
-	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION)
+bench-load: $(INSTALLED) ## our relay, the seeds-style Node relay and the published bridge under ../shared/bench's load harness (CALLS, DURATION, WARMUP)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)
+
+bench-profile: $(INSTALLED) ## py-spy samples our relay under the load harness: its top functions (CALLS, DURATION, WARMUP)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_profile.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)

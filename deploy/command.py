@@ -22,7 +22,6 @@ from deploy.twilio_account import TWILIO_API_ORIGIN, verify_twilio_account
 from infra.constants import Output
 from infra.settings import ContextError, DeploySettings
 
-ANSWERED_NUMBERS_OUTPUT = "AnsweredNumbers"  # "+15550100001=bistro,+15550100002=dentist"
 DEFAULT_HEALTHY_TIMEOUT_SECONDS = 900.0  # a cold Fargate start, image pull and warm-up, with room to spare
 POLL_SECONDS = 10.0
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -81,10 +80,8 @@ def say(line: str) -> None:
 
 
 def _print_numbers(outputs: Mapping[str, str]) -> None:
-    if ANSWERED_NUMBERS_OUTPUT not in outputs:
-        say(f"the stack has no {ANSWERED_NUMBERS_OUTPUT} output (an older version of it): no numbers to list")
-        return
-    answered = answered_numbers(outputs[ANSWERED_NUMBERS_OUTPUT])
+    # The stack leaves the output out when no profile lists a number.
+    answered = answered_numbers(outputs.get(Output.ANSWERED_NUMBERS.value, ""))
     if not answered:
         say("no number is wired: list the Twilio numbers in a profile's `numbers` (profiles/<id>.toml) and run again")
         return

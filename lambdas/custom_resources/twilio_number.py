@@ -301,7 +301,10 @@ class TwilioCredentials(EnvSettings):
     @classmethod
     def _account_sid_shape(cls, value: SecretStr) -> SecretStr:
         if not _ACCOUNT_SID.match(value.get_secret_value()):
-            raise ValueError("must be AC followed by 32 hex digits: fill the secret first (infra/DEPLOY.md)")
+            raise ValueError(
+                "must be AC followed by 32 hex digits: fill the secret first, deploying with -c wireNumbers=false "
+                "until it is filled (infra/DEPLOY.md)"
+            )
         return value
 
 

@@ -142,10 +142,15 @@ async def dial_outbound(stack: LocalStack, *, callee: str, context: str | None) 
             raise DialError(f"POST /calls answered {response.status}: {text}")
     call_sid = str(json.loads(text)["callSid"])
     create = next(
-        request
-        for request in reversed(stack.network.requests)
-        if request.method == "POST" and request.path.endswith("/Calls.json") and request.value("To") == callee
+        (
+            request
+            for request in reversed(stack.network.requests)
+            if request.method == "POST" and request.path.endswith("/Calls.json") and request.value("To") == callee
+        ),
+        None,
     )
+    if create is None:
+        raise DialError(f"POST /calls answered {call_sid} but Twilio was never asked to place it")
     answer_route = _route(stack, create.value("Url") or "")
     status_route = _route(stack, create.value("StatusCallback") or f"{stack.api_base}/twilio/status")
     agent_number = create.value("From") or stack.options.agent_number

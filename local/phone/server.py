@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from callcore.masking import mask_phone
 from callcore.models import TranscriptTurn, TurnRole
 from local.phone.gateway import DialError, PlacedCall, call_completed, decode_frame, dial_inbound, dial_outbound
-from local.stack import LocalStack
+from local.stack import STREAM_END_AFTER_UPDATE_S, LocalStack
 
 STATIC = Path(__file__).parent / "static"
 TURN_POLL_S = 0.3
@@ -151,6 +151,10 @@ class PhoneSession:
         closed = asyncio.create_task(call.stream.closed.wait())
         try:
             await asyncio.wait({ended, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not ended.done():
+                # The relay may close its socket right after asking Twilio to hang up or transfer, before Twilio
+                # (here, a moment after its REST answer) tears the stream down: which one it was comes just after.
+                await asyncio.wait({ended}, timeout=2 * STREAM_END_AFTER_UPDATE_S)
         finally:
             ended.cancel()
             closed.cancel()

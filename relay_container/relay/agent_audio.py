@@ -1,14 +1,17 @@
 """What the agent says, on its way to the caller's ear, and what the caller actually heard of it.
 
-Model audio deltas (and the relay's cached greeting and filler) go to Twilio as `media` with a `mark` after each
-chunk; the `PlaybackTracker` turns the echoed marks into what was heard. An utterance is recorded in the transcript
-once heard in full, or cut at the barge-in point, and that heard text is what the conversation memory gives a new
-model session. On a barge-in the caller's line is cleared first, then the model's item truncated at what was heard
-(at 0 when nothing was: the model must never believe it said what nobody heard).
+Model audio deltas (and the relay's cached greeting and filler) go to Twilio as `media`, with a `mark` after every
+MARK_INTERVAL_MS of audio and at the end of each utterance; the `PlaybackTracker` turns the echoed marks (and the
+clock between them) into what was heard. Audio that stops coming mid-utterance is marked once it has waited an
+interval and a half for more, so the tracker never waits for an echo that no mark will bring. An utterance is recorded
+in the transcript once heard in full, or cut at the barge-in point, and that heard text is what the conversation
+memory gives a new model session. On a barge-in the caller's line is cleared first, then the model's item truncated at
+what was heard (at 0 when nothing was: the model must never believe it said what nobody heard).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -31,6 +34,7 @@ GREETING_ITEM = "greeting"
 FILLER_ITEM = "filler"
 # Less audio than this left to play is not worth a clear/truncate (and is within the mark/clock disagreement).
 BARGE_IN_MIN_REMAINING_MS = 20
+MARK_WAIT_FACTOR = 1.5
 
 
 class AgentAudio:
@@ -41,6 +45,9 @@ class AgentAudio:
         self._utterances: dict[str, AgentUtterance] = {}
         self._cut_items: set[str] = set()
         self.speech_stopped_at: float | None = None  # the caller's last turn ended here: the turn latency's start
+        # Audio arriving in real time fills an interval just in time: the wait for more is longer, so that a steady
+        # stream is marked by the interval alone and only audio that really stopped is marked by the wait.
+        self._mark_wait_seconds = MARK_WAIT_FACTOR * call.deps.settings.mark_interval_ms / 1000
 
     # ---- to Twilio -------------------------------------------------------------------------------------------------
 
@@ -48,8 +55,24 @@ class AgentAudio:
         twilio = self._twilio
         if not await twilio.send(media_frame(twilio.stream_sid, payload)):
             return
-        mark = self._call.playback.sent(item_id, size)
-        await twilio.send(mark_frame(twilio.stream_sid, mark))
+        playback = self._call.playback
+        mark = playback.sent(item_id, size)
+        if mark is not None:
+            await twilio.send(mark_frame(twilio.stream_sid, mark))
+        elif playback.unmarked_bytes == size:
+            # The first unmarked audio since the last mark: if nothing marks it within an interval, this will.
+            asyncio.get_running_loop().call_later(self._mark_wait_seconds, self._mark_if_waiting, playback.marks)
+
+    def _mark_if_waiting(self, marks_then: int) -> None:
+        playback = self._call.playback
+        if playback.marks == marks_then and playback.unmarked_bytes and not self._twilio.ws.closed:
+            self._call.spawn(self.mark_sent_audio(), "mark")
+
+    async def mark_sent_audio(self) -> None:
+        """A mark after everything sent so far (the end of an utterance): its echo says all of it was played."""
+        mark = self._call.playback.flush()
+        if mark is not None:
+            await self._twilio.send(mark_frame(self._twilio.stream_sid, mark))
 
     async def on_delta(self, event: ServerEvent) -> None:
         item_id = event.get("item_id", "")
@@ -89,6 +112,7 @@ class AgentAudio:
             await self._send(GREETING_ITEM, chunk, realtime.decoded_length(chunk))
             if index == 0:
                 self.greeting_latency()
+        await self.mark_sent_audio()
         self._call.spawn(self._record_greeting_when_heard(), "greeting-heard")
 
     async def _record_greeting_when_heard(self) -> None:
@@ -102,6 +126,7 @@ class AgentAudio:
         """The relay's own "one moment": in no model session and no transcript."""
         for chunk in filler.chunks:
             await self._send(FILLER_ITEM, chunk, realtime.decoded_length(chunk))
+        await self.mark_sent_audio()
 
     # ---- what was heard --------------------------------------------------------------------------------------------
 
@@ -130,10 +155,11 @@ class AgentAudio:
         if utterance.interrupted and not utterance.recorded:
             self._record(item_id, utterance, heard_ms=utterance.heard_ms, interrupted=True)
 
-    def on_audio_done(self, event: ServerEvent) -> None:
+    async def on_audio_done(self, event: ServerEvent) -> None:
         utterance = self._utterances.get(event.get("item_id", ""))
         if utterance is not None:
             utterance.generation_done = True
+        await self.mark_sent_audio()
 
     def on_response_output(self, items: list[object]) -> None:
         for item in items:

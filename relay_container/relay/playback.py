@@ -5,7 +5,11 @@ Twilio plays the audio it is sent in order and echoes a `mark` once the audio qu
 that state itself. Between echoes it interpolates with the clock (pcmu: 8 bytes = 1 ms), starting each chunk no
 earlier than it was sent, so a gap between two responses never counts as playing.
 
-Positions are in bytes on one timeline of everything sent to Twilio on this call ("global" bytes).
+Positions are in bytes on one timeline of everything sent to Twilio on this call ("global" bytes). Sent audio is kept
+as byte ranges, not per frame: a frame that follows the previous one without a gap in play-out extends its range.
+A mark follows a range once `mark_interval_ms` of audio went out unmarked (0: after every chunk), and `flush()`
+marks the rest (the end of an utterance, or audio that stopped coming): the clock interpolates between the echoes,
+so fewer marks cost no accuracy while the audio flows, and a gap always starts a new range, timed from its own send.
 """
 
 from __future__ import annotations
@@ -17,30 +21,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 BYTES_PER_MS = 8
+BYTES_PER_SECOND = 1000 * BYTES_PER_MS
+# A frame sent this late after its range would have played out still extends it: the play-out error this allows
+# is re-anchored by the next echo, and without it a model streaming in real time would start a range per frame.
+CONTIGUOUS_SLACK_SECONDS = 0.002
 
 
 @dataclass(slots=True)
-class _Chunk:
+class _Range:
     item_id: str
     global_start: int
     size: int
     sent_at: float
-    mark: str
+    mark: str | None = None  # the mark sent right after this range's last byte
 
 
 @dataclass(slots=True)
 class _Item:
     sent_bytes: int = 0
-    chunks: list[_Chunk] = field(default_factory=list)
+    chunks: list[_Range] = field(default_factory=list)
     cap_bytes: int | None = None  # set by a clear: nothing past this was heard
 
 
 class PlaybackTracker:
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, keep_items: int = 8) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, keep_items: int = 8, mark_interval_ms: int = 0
+    ) -> None:
         self._clock = clock
         self._keep_items = keep_items
+        self._mark_bytes = mark_interval_ms * BYTES_PER_MS
         self._items: dict[str, _Item] = {}
-        self._pending: deque[_Chunk] = deque()  # sent, mark not yet echoed, in send order
+        self._pending: deque[_Range] = deque()  # sent, not known to be played (no echo of a mark after it yet)
+        self._open: _Range | None = None  # the last range sent, no mark after it yet: the next frame may extend it
+        self.unmarked_bytes = 0  # sent since the last mark
+        self.marks = 0  # marks handed out so far (a clear counts too): tells whether a mark came since a moment
         self._cleared_marks: Counter[str] = Counter()
         self._sent_bytes = 0
         # The last known point of the play-out: `anchor_bytes` had been played at `anchor_time`.
@@ -51,24 +65,48 @@ class PlaybackTracker:
 
     # ---- feeding -----------------------------------------------------------------------------------------------
 
-    def sent(self, item_id: str, size: int) -> str:
-        """Record `size` bytes of `item_id` just sent to Twilio; returns the mark name to send right after them."""
+    def sent(self, item_id: str, size: int) -> str | None:
+        """Record `size` bytes of `item_id` just sent to Twilio; returns the mark name to send right after them when
+        a mark is due (the audio sent unmarked reached the mark interval), else None."""
         now = self._clock()
         item = self._items.get(item_id)
         if item is None:
             item = self._items[item_id] = _Item()
             self._forget_old_items()
         if not self._pending:
-            # Twilio's queue is empty: this chunk starts playing as it arrives.
+            # Twilio's queue is empty: this audio starts playing as it arrives.
             self._anchor_bytes, self._anchor_time = self._sent_bytes, now
         item.sent_bytes += size
-        mark = f"{item_id}:{item.sent_bytes // BYTES_PER_MS}"
-        chunk = _Chunk(item_id, self._sent_bytes, size, now, mark)
-        item.chunks.append(chunk)
-        self._pending.append(chunk)
+        last = self._open
+        if (
+            last is not None
+            and last.item_id == item_id
+            and now <= last.sent_at + last.size / BYTES_PER_SECOND + CONTIGUOUS_SLACK_SECONDS
+        ):
+            last.size += size  # it plays on from the range before it without a gap
+        else:
+            last = self._open = _Range(item_id, self._sent_bytes, size, now)
+            item.chunks.append(last)
+            self._pending.append(last)
         self._sent_bytes += size
+        self.unmarked_bytes += size
         self._drained.clear()
-        return mark
+        return self._mark(last, item) if self.unmarked_bytes >= self._mark_bytes else None
+
+    def flush(self) -> str | None:
+        """The mark to send now after audio sent unmarked (the utterance ended, or its audio stopped coming); None
+        when every byte sent is followed by a mark already."""
+        last = self._open
+        if last is None or not self.unmarked_bytes:
+            return None
+        return self._mark(last, self._items[last.item_id])
+
+    def _mark(self, last: _Range, item: _Item) -> str:
+        last.mark = f"{last.item_id}:{item.sent_bytes // BYTES_PER_MS}"
+        self._open = None
+        self.unmarked_bytes = 0
+        self.marks += 1
+        return last.mark
 
     def mark_echoed(self, name: str) -> bool:
         """Twilio echoed a mark. True when it marks audio that was played; False when it was cleared or unknown."""
@@ -93,11 +131,14 @@ class PlaybackTracker:
         """A `clear` was just sent: freeze what each item had been heard; later echoes of pending marks are cleared."""
         heard = self._heard_global(self._clock())
         for chunk in self._pending:
-            self._cleared_marks[chunk.mark] += 1
+            if chunk.mark is not None:
+                self._cleared_marks[chunk.mark] += 1
         for item in self._items.values():
             if item.cap_bytes is None and item.chunks and item.chunks[-1].global_start + item.chunks[-1].size > heard:
                 item.cap_bytes = self._item_heard_at(item, heard)
         self._pending.clear()
+        self._open, self.unmarked_bytes = None, 0
+        self.marks += 1
         self._anchor_bytes, self._anchor_time = self._sent_bytes, self._clock()
         self._drained.set()
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 
 from callcore.profiles.model import TurnDetection
 from relay.line import LineSettings
@@ -106,8 +106,8 @@ class RealtimeConnection:
             async for message in self._ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     try:
-                        event = json.loads(message.data)
-                    except ValueError:
+                        event = orjson.loads(message.data)
+                    except orjson.JSONDecodeError:
                         log.warning("model sent a frame that is not JSON; ignored")
                         continue
                     if isinstance(event, dict):
@@ -141,7 +141,7 @@ class RealtimeConnection:
         if self._ws.closed:
             return False
         try:
-            await self._ws.send_str(json.dumps(event, separators=(",", ":")))
+            await self._ws.send_str(orjson.dumps(event).decode())
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             return False
         return True

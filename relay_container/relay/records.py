@@ -5,17 +5,19 @@ latencies, usage and cost.
 What is stored of the caller's turns has every run of three or more digits masked (MASK_CALLER_DIGITS): callers read
 out card numbers and codes. The live conversation, and the turns a new model session is re-seeded with, keep them.
 
-Every store/archive call runs in a thread (`asyncio.to_thread`): boto3 is blocking and the event loop carries
-every call's audio.
+Every store/archive call runs on a thread of the records' own bounded pool (`in_record_thread`): boto3 is blocking
+and the event loop carries every call's audio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from callcore.masking import mask_phone, mask_spoken_numbers
 from callcore.models import (
@@ -33,6 +35,18 @@ from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+# Records are written on threads of their own, a few at a time: a burst of call endings queues here, never ahead of
+# the admissions and heartbeats on the loop's default executor, and never takes more of the GIL than these threads.
+RECORD_WRITERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="records")
+
+
+async def in_record_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`function` on a record writer thread (boto3 blocks)."""
+    return await asyncio.get_running_loop().run_in_executor(
+        RECORD_WRITERS, functools.partial(function, *args, **kwargs)
+    )
 
 
 def cut_text(text: str, heard_ms: int | None, total_ms: int) -> str:
@@ -152,7 +166,7 @@ class CallRecorder:
 
     async def _put(self, turn: TranscriptTurn) -> None:
         try:
-            await asyncio.to_thread(self._store.put_turn, turn)
+            await in_record_thread(self._store.put_turn, turn)
         except Exception:
             # The turn stays in memory and goes to S3 at the end; losing the DynamoDB copy only weakens crash recovery.
             log.exception("could not store turn %d of call %s", turn.index, turn.call_sid)
@@ -181,7 +195,7 @@ class CallRecorder:
         if self.error is not None:
             changes["error"] = self.error
         try:
-            return await asyncio.to_thread(self._finish_sync, changes)
+            return await in_record_thread(self._finish_sync, changes)
         except Exception:
             log.exception("could not finish the records of call %s", self.record.call_sid)
             return None
@@ -191,7 +205,7 @@ class CallRecorder:
         never arrive). Once per call, whoever comes first (`CallStore.release_seat`): after a transfer the transfer
         endpoint already gave it back and this changes nothing. A failure leaves it to that callback or the sweep."""
         try:
-            released = await asyncio.to_thread(self._store.release_seat, self.record.call_sid)
+            released = await in_record_thread(self._store.release_seat, self.record.call_sid)
         except Exception:
             log.exception("could not give back the seat of call %s", self.record.call_sid)
             return

@@ -249,6 +249,14 @@ class RelaySettings(StorageSettings):
         le=10,
         description="bound on each socket close at teardown",
     )
+    mark_interval_ms: int = Field(
+        default=100,
+        alias="MARK_INTERVAL_MS",
+        ge=0,
+        le=500,
+        description="agent audio sent to Twilio between two `mark`s (0: a mark after every chunk); the play-out "
+        "between echoes is interpolated by the clock, and an utterance's end is always marked",
+    )
     max_call_seconds: float = Field(
         default=1800,
         alias="MAX_CALL_SECONDS",

@@ -79,6 +79,17 @@ def test_a_rotated_key_is_stored_and_restarts_the_relay_before_the_one_deploy(de
     assert deployment.relay_deployment_id() != relay_deployment
 
 
+def test_profiles_that_list_no_number_deploy_and_say_where_numbers_go(deployment: Deployment) -> None:
+    for profile in deployment.profiles_dir.glob("*.toml"):
+        text = profile.read_text()
+        profile.write_text(text.replace(text.split("numbers = ")[1].split("\n")[0], "[]"))
+
+    run = deployment.run()
+
+    assert run.code == 0, run.err
+    assert "no number is wired: list the Twilio numbers in a profile's `numbers`" in run.out
+
+
 def test_a_stack_deployed_by_hand_with_placeholder_secrets_is_filled_before_its_numbers_are_wired(
     deployment: Deployment,
 ) -> None:

@@ -82,6 +82,52 @@ async def test_barge_in_mid_sentence_truncates_at_what_was_heard(
     assert_clean(relay)
 
 
+async def test_coalesced_marks_still_truncate_within_40_ms_of_what_was_heard(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    """A mark only every 250 ms of audio: the clock between the echoes keeps the cut where the caller was."""
+    relay = await start_cached_relay(relay_factory, openai_fake, env={"MARK_INTERVAL_MS": "250"})
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    marks_before_reply = len(call.marks_received)
+    session.script(AudioResponse(tone(3000), "one two three four five six seven eight nine ten eleven twelve"))
+    await caller_turn(session, "What are your hours?")
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + 3000 * BYTES_PER_MS)
+    await wait_until(lambda: heard_of_reply(call) >= 1130)  # between two marks (every 250 ms of the reply)
+    await session.speech_started()
+    truncate = await session.wait_for_event("conversation.item.truncate")
+    await wait_until(lambda: call.clears == 1)
+    heard = heard_of_reply(call)
+    assert abs(truncate["audio_end_ms"] - heard) <= TRUNCATION_TOLERANCE_MS, (truncate["audio_end_ms"], heard)
+    reply_marks = len(call.marks_received) - marks_before_reply
+    assert reply_marks <= 3000 // 250 + 1  # one per 250 ms of the reply (and its end), not one per delta
+    await call.stop()
+    await relay.wait_idle()
+    assert_clean(relay)
+
+
+async def test_the_end_of_an_utterance_is_marked_so_it_is_recorded_as_heard_in_full(
+    relay_factory: Any, openai_fake: FakeRealtimeServer
+) -> None:
+    """A reply whose length is no multiple of the mark interval: its tail gets a mark of its own, whose echo says the
+    caller heard all of it."""
+    relay = await start_cached_relay(relay_factory, openai_fake, env={"MARK_INTERVAL_MS": "250"})
+    call = relay.new_call()
+    session = await answered(relay, call, 1)
+    session.script(AudioResponse(tone(630), "We open at nine."))
+    await caller_turn(session, "When do you open?")
+    await call.wait_for_media(len(GREETING_INBOUND_AUDIO) + 630 * BYTES_PER_MS)
+    reply_item = session.responses[-1]["item_id"]
+    await wait_until(lambda: any(t.item_id == reply_item for t in relay.storage.store.list_turns(call.call_sid)))
+    assert f"{reply_item}:630" in call.marks_received
+    turn = next(t for t in relay.storage.store.list_turns(call.call_sid) if t.item_id == reply_item)
+    assert not turn.interrupted
+    assert turn.text == "We open at nine."
+    await call.stop()
+    await relay.wait_idle()
+    assert_clean(relay)
+
+
 async def test_barge_in_before_any_reply_audio_was_heard_truncates_nothing(
     relay_factory: Any, openai_factory: Any
 ) -> None:

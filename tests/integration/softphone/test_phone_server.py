@@ -14,6 +14,8 @@ import pytest
 
 from local.phone.server import create_phone_app
 from local.stack import LocalStack, StackOptions, local_stack, serve
+from tests.fakes.audio import tone
+from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FunctionCallResponse
 
 CALLEE = "+15550100123"
 
@@ -65,6 +67,30 @@ async def test_an_outbound_call_reaches_the_page_and_hangs_up_with_the_records_o
     assert [message for message in seen if message["type"] == "error"] == []
     assert record.outcome is not None
     assert record.outcome.value == summary["outcome"]
+
+
+async def test_the_agents_hang_up_reaches_the_page_as_it_happens(phone: tuple[LocalStack, str]) -> None:
+    stack, origin = phone
+    model: FakeRealtimeServer = stack.model  # type: ignore[assignment]
+    model.script(
+        FunctionCallResponse("end_call", {"reason": "the caller said goodbye"}),
+        AudioResponse(tone(600, 600), "Goodbye!"),
+    )
+    seen: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{origin}/phone", origin=origin) as ws:
+        await ws.send_json({"type": "dial", "direction": "inbound", "number": CALLEE})
+        await receive_until(ws, "connected", seen)
+        await receive_until(ws, "turn", seen)  # the greeting, stored
+        said = tone(800, 220, 0.6) + bytes([0xFF]) * 8000  # a line, then a second of silence
+        for offset in range(0, len(said), 160):
+            await ws.send_json({"type": "media", "payload": base64.b64encode(said[offset : offset + 160]).decode()})
+            await asyncio.sleep(0.02)
+        line = await receive_until(ws, "line", seen)
+        summary = await receive_until(ws, "summary", seen)
+    assert line["event"] == "hangup"
+    tools = [tool["name"] for message in seen if message["type"] == "turn" for tool in message["tools"]]
+    assert tools == ["end_call"]
+    assert (summary["endedBy"], summary["outcome"]) == ("hangup", "completed_by_agent")
 
 
 async def test_a_number_that_is_not_e164_is_refused_with_a_reason(phone: tuple[LocalStack, str]) -> None:

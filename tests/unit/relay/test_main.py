@@ -27,3 +27,31 @@ def test_log_level_comes_from_the_settings(relay_env: dict[str, str], monkeypatc
     monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: seen.update(kwargs))
     configure_logging(RelaySettings.from_env({**relay_env, "LOG_LEVEL": "error"}))
     assert seen["level"] == "ERROR"
+
+
+def test_the_relay_runs_on_uvloop_when_it_is_installed() -> None:
+    import asyncio
+
+    from relay.__main__ import run
+
+    uvloop = pytest.importorskip("uvloop")
+
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    assert isinstance(run(running_loop()), uvloop.Loop)
+
+
+def test_without_uvloop_the_relay_runs_on_asyncios_own_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import sys
+
+    from relay.__main__ import run
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed: the import fails
+
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    loop = run(running_loop())
+    assert type(loop).__module__.startswith("asyncio")
