@@ -9,9 +9,22 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 TIERS := unit integration infra e2e
 
-.PHONY: setup lint typecheck test $(addprefix test-,$(TIERS)) synth call bench bench-load bench-profile profiles clean
+.PHONY: setup chromium lint typecheck test $(addprefix test-,$(TIERS)) synth deploy call phone bench bench-load bench-profile profiles clean
 
-setup: $(INSTALLED) ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
+setup: $(INSTALLED) chromium ## venv + the project (editable) with its dev tools and the analysts' `calls` + the pinned CDK CLI
+
+# The softphone's browser test drives Debian's chromium package; without it (no apt-get, no root and no sudo -n) the
+# test is skipped and says why.
+chromium: ## Debian's chromium, where apt-get can install it (root, or sudo without a password)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if ! command -v apt-get > /dev/null; then echo "no apt-get: the softphone's browser test will be skipped"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=""; elif sudo -n true 2> /dev/null; then as_root="sudo -n"; else \
+	  echo "apt-get needs root (or sudo -n): chromium not installed, the softphone's browser test will be skipped"; exit 0; fi; \
+	mkdir -p $(VENV); echo "installing Debian's chromium (apt-get) for the softphone's browser test"; \
+	install="$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
+	$$install > $(VENV)/chromium.log 2>&1 || { $$as_root apt-get update -q >> $(VENV)/chromium.log 2>&1 && \
+	  $$install >> $(VENV)/chromium.log 2>&1; } || \
+	  echo "chromium could not be installed (see $(VENV)/chromium.log): the softphone's browser test will be skipped"
 
 $(INSTALLED): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +55,18 @@ test: lint typecheck $(addprefix test-,$(TIERS)) synth ## everything CI runs
 synth: $(INSTALLED) ## cdk synth offline (no Docker); cdk-nag fails it on any unacknowledged finding
 	npx --no-install cdk synth --quiet
 
-call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts
-	$(PY) -m local.call
+# CTX: the deploy's context, as for cdk, e.g. CTX="-c profilesDir=profiles -c alarmEmail=ops@example.com".
+ENV_FILE ?= .env
+CTX ?=
+deploy: $(INSTALLED) ## deploy from .env (the team's keys): secrets filled, relay restarted, numbers wired; safe to rerun
+	$(PY) -m deploy --env-file $(ENV_FILE) $(CTX)
+
+call: $(INSTALLED) ## the main job: one complete phone call through every part, locally, no accounts (PROFILE=path)
+	$(PY) -m local.call --profile $(or $(PROFILE),profiles/example.toml)
+
+PORT ?= 8765
+phone: $(INSTALLED) ## the softphone: the local stack and a page on http://127.0.0.1:$(PORT) to talk to the agent (PROFILE)
+	$(PY) -m local.phone --port $(PORT) $(if $(PROFILE),--profile $(PROFILE))
 
 profiles: $(INSTALLED) ## validate every receptionist profile in profiles/ and print its effective settings
 	$(PY) -m callcore.profiles

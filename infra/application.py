@@ -1,5 +1,5 @@
 """Builds the CDK app the same way for `cdk synth` (app.py) and for the tests: cdk.json's feature flags, the context
-validated into DeploySettings, one stack, cdk-nag on the synth."""
+validated into DeploySettings, the receptionist profiles checked, one stack, cdk-nag on the synth."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from aws_cdk import App
 
-from callcore.profiles import DEFAULT_PROFILES_DIR, LoadedProfile, ProfileError, load_profiles
 from infra.nag import add_security_checks
-from infra.settings import ContextError, DeploySettings
+from infra.profiles import DeployedProfiles
+from infra.settings import DeploySettings
 from infra.stack import PhoneAgentStack
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -28,16 +28,7 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     """`context` adds to cdk.json's; the CLI's `-c key=value` (CDK_CONTEXT_JSON) wins over both."""
     app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     settings = DeploySettings.from_context(app.node.try_get_context)
-    deploy_profiles(settings)
-    stack = PhoneAgentStack(app, settings.stack_name, settings=settings)
+    profiles = DeployedProfiles.read(settings.profiles_dir)
+    stack = PhoneAgentStack(app, settings.stack_name, settings=settings, profiles=profiles)
     add_security_checks(app)
     return app, stack
-
-
-def deploy_profiles(settings: DeploySettings) -> list[LoadedProfile]:
-    """The profiles this deploy serves, every one validated: a bad one stops the synth before any resource is built."""
-    directory = Path(settings.profiles_dir) if settings.profiles_dir else DEFAULT_PROFILES_DIR
-    try:
-        return load_profiles(directory)
-    except ProfileError as error:
-        raise ContextError([f"profilesDir: {error}"]) from None

@@ -237,6 +237,7 @@ LAMBDA_PYTHON_VERSION: Final = "3.12"  # the runtime and the layer's wheels (cp3
 # plugins when it builds its first model; the bundle uses none, so the scan is init time spent on nothing.
 LAMBDA_BASE_ENVIRONMENT: Final = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 CUSTOM_RESOURCE_HANDLER: Final = "lambdas.custom_resources.twilio_number.on_event"
+PROFILES_PUBLISHER_HANDLER: Final = "lambdas.custom_resources.receptionist_profiles.on_event"
 
 # ---- the relay -------------------------------------------------------------------------------------------------------
 RELAY_CONTAINER_NAME: Final = "relay"
@@ -322,4 +323,4 @@ class Output(StrEnum):
     RELAY_SERVICE_NAME = "RelayServiceName"
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     ANALYSIS_DEAD_LETTER_QUEUE_ARN = "AnalysisDeadLetterQueueArn"
-    TWILIO_PHONE_NUMBER_SID = "TwilioPhoneNumberSid"
+    ANSWERED_NUMBERS = "AnsweredNumbers"

@@ -17,6 +17,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import IConstruct
 
 from callcore.store import BY_DAY_INDEX
+from callcore.store.receptionist_profiles import CATALOG_PK, profile_pk
 from callcore.transcripts import CALLS_PREFIX, TRANSCRIPTS_PREFIX
 from infra.nag import acknowledge, resource_finding
 
@@ -35,8 +36,28 @@ def table_statements(
         resources.append(f"{table.table_arn}/index/{BY_DAY_INDEX}")
     return [
         iam.PolicyStatement(sid="CallTable", actions=list(actions), resources=resources),
-        iam.PolicyStatement(sid="CallTableKey", actions=list(TABLE_KEY_ACTIONS), resources=[key.key_arn]),
+        table_key_statement(key),
     ]
+
+
+def table_key_statement(key: kms.IKey) -> iam.PolicyStatement:
+    return iam.PolicyStatement(sid="CallTableKey", actions=list(TABLE_KEY_ACTIONS), resources=[key.key_arn])
+
+
+# The receptionist profiles' items in the call table (the catalog, every version of every profile), by partition key.
+PROFILE_PARTITIONS = (CATALOG_PK, profile_pk("*"))
+PROFILE_READ_ACTIONS = ("dynamodb:GetItem",)
+PROFILE_PUBLISH_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
+
+
+def profile_items_statement(table: dynamodb.ITable, actions: Sequence[str], *, sid: str) -> iam.PolicyStatement:
+    """`actions` on the receptionist profiles' items only (`dynamodb:LeadingKeys`); the role needs the table key too."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=list(actions),
+        resources=[table.table_arn],
+        conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(PROFILE_PARTITIONS)}},
+    )
 
 
 def archive_statements(bucket: s3.IBucket, key: kms.IKey, *, read: bool) -> list[iam.PolicyStatement]:

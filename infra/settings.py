@@ -15,13 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from callcore.models import E164_PATTERN
 from callcore.store.retention import DEFAULT_BOOKING_DAYS, DEFAULT_CALL_RECORD_DAYS, DEFAULT_TURN_DAYS
-from infra.constants import (
-    ALB_MAX_DEREGISTRATION_SECONDS,
-    DEFAULT_STACK_NAME,
-    DEREGISTRATION_MARGIN_SECONDS,
-)
+from infra.constants import DEFAULT_STACK_NAME
 
 # Fargate's valid CPU units -> the memory sizes (MiB) each allows.
 FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
@@ -38,6 +33,16 @@ REGION_ENVIRONMENT_VARIABLES = ("CDK_DEFAULT_REGION", "AWS_REGION", "AWS_DEFAULT
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _PREFIX_LIST_ID = re.compile(r"^pl-[0-9a-f]{8,17}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Context keys a receptionist profile now owns (each line its own value): retired key -> the profile key to set.
+RETIRED_CONTEXT_KEYS: dict[str, str] = {
+    "twilioPhoneNumber": "numbers",
+    "humanTransferNumber": "transfer.human_number",
+    "maxCallSeconds": "limits.max_call_seconds",
+    "openaiVoice": "voice",
+    "businessApiBase": "business_api.base_url",
+    "dtmfTransferDigit": "transfer.dtmf_digit",
+    "callRecording": "recording.enabled",
+}
 
 
 class ContextError(Exception):
@@ -105,25 +110,13 @@ class DeploySettings(BaseModel):
         default=None,
         alias="profilesDir",
         description="folder of receptionist profiles (<id>.toml); unset = profiles/ in the repository. Synth validates "
-        "every profile and fails naming the file, the key and the rule",
+        "every profile and fails naming the file, the key and the rule. Each profile's numbers are wired to the stack",
     )
-    twilio_phone_number: str | None = Field(
-        default=None,
-        alias="twilioPhoneNumber",
-        description="E.164 Twilio number the deploy wires to this stack (voice URL, fallback, status callback; "
-        "restored on delete) and the caller ID of outbound calls; fill the Twilio secrets before setting it",
-    )
-    human_transfer_number: str | None = Field(
-        default=None,
-        alias="humanTransferNumber",
-        description="E.164 human line for transfers, overflow and fallback; unset = the agent cannot transfer",
-    )
-    max_call_seconds: int = Field(
-        default=1800,
-        alias="maxCallSeconds",
-        ge=60,
-        le=ALB_MAX_DEREGISTRATION_SECONDS - DEREGISTRATION_MARGIN_SECONDS,
-        description="longest call; the load balancer drains a stopping task at least this long",
+    wire_numbers: bool = Field(
+        default=True,
+        alias="wireNumbers",
+        description="point every number of every profile at this stack (restored when removed); needs the Twilio "
+        "secrets filled, so false on a first deploy while they still hold placeholders (`make deploy` does this)",
     )
     calls_per_task: int = Field(
         default=20, alias="callsPerTask", ge=1, le=500, description="autoscaling target: ActiveCalls per relay task"
@@ -164,19 +157,6 @@ class DeploySettings(BaseModel):
     openai_realtime_url: str | None = Field(
         default=None, alias="openaiRealtimeUrl", description="override of the relay's OpenAI Realtime wss:// URL"
     )
-    openai_voice: str | None = Field(
-        default=None, alias="openaiVoice", pattern=r"^[a-z]{2,32}$", description="agent voice (relay default: marin)"
-    )
-    business_api_base: str | None = Field(
-        default=None, alias="businessApiBase", description="https:// base URL of the business's booking API"
-    )
-    dtmf_transfer_digit: str | None = Field(
-        default=None,
-        alias="dtmfTransferDigit",
-        pattern=r"^[0-9*#]$",
-        description="keypad key (0-9, * or #) that transfers the caller to humanTransferNumber at once; unset = every "
-        "key goes to the agent",
-    )
     answering_machine_detection: AnsweringMachineDetection = Field(
         default=AnsweringMachineDetection.OFF,
         alias="answeringMachineDetection",
@@ -193,12 +173,6 @@ class DeploySettings(BaseModel):
         alias="analysisModel",
         pattern=r"^[A-Za-z0-9._:-]{1,100}$",
         description="the OpenAI text model of the post-call analysis (Responses API with structured output)",
-    )
-    call_recording: bool = Field(
-        default=False,
-        alias="callRecording",
-        description="record every call answered by the agent (dual channel) after the greeting announces it; the "
-        "audio is copied to the transcripts bucket and deleted at Twilio. Check the law where your callers are",
     )
     greeting_latency_alarm_ms: int = Field(
         default=500,
@@ -300,13 +274,6 @@ class DeploySettings(BaseModel):
     )
 
     # ---- field checks ------------------------------------------------------------------------------------------------
-    @field_validator("twilio_phone_number", "human_transfer_number")
-    @classmethod
-    def _e164(cls, value: str | None) -> str | None:
-        if value is not None and not E164_PATTERN.match(value):
-            raise ValueError("must be an E.164 number such as +15551234567 (quote it: -c key=+15551234567)")
-        return value
-
     @property
     def metrics_namespace(self) -> str:
         """Each stack's metrics in a namespace of its own, named after the stack, so a staging and a production stack
@@ -355,13 +322,6 @@ class DeploySettings(BaseModel):
             raise ValueError("must be a wss:// URL")
         return value
 
-    @field_validator("business_api_base")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and (urlsplit(value).scheme != "https" or not urlsplit(value).netloc):
-            raise ValueError("must be an https:// URL")
-        return value.rstrip("/") if value else value
-
     @field_validator("relay_cpu")
     @classmethod
     def _cpu(cls, value: int) -> int:
@@ -390,8 +350,6 @@ class DeploySettings(BaseModel):
             )
         ):
             raise ValueError(f"domainName {self.domain_name} is not inside hostedZoneName {self.hosted_zone_name}")
-        if self.dtmf_transfer_digit and not self.human_transfer_number:
-            raise ValueError("dtmfTransferDigit needs humanTransferNumber (the line the key transfers to)")
         if self.relay_max_tasks < self.relay_min_tasks:
             raise ValueError(f"relayMaxTasks ({self.relay_max_tasks}) is below relayMinTasks ({self.relay_min_tasks})")
         allowed = FARGATE_MEMORY_BY_CPU.get(self.relay_cpu, ())
@@ -407,11 +365,6 @@ class DeploySettings(BaseModel):
     def custom_domain(self) -> bool:
         return self.domain_name is not None
 
-    @property
-    def deregistration_delay_seconds(self) -> int:
-        """Longer than the longest call: a stopping task keeps its calls until they end on their own."""
-        return self.max_call_seconds + DEREGISTRATION_MARGIN_SECONDS
-
     @classmethod
     def context_keys(cls) -> list[str]:
         return [field.alias or name for name, field in cls.model_fields.items()]
@@ -420,7 +373,16 @@ class DeploySettings(BaseModel):
     def from_context(
         cls, try_get_context: Callable[[str], Any], environ: Mapping[str, str] | None = None
     ) -> DeploySettings:
-        """Read every known key through `node.try_get_context`; raise ContextError naming each bad key."""
+        """Read every known key through `node.try_get_context`; raise ContextError naming each bad key (and each
+        retired one, with the profile key that replaced it)."""
+        retired = [
+            f"{key}: retired, a receptionist profile owns it now: set `{profile_key}` in profiles/<id>.toml "
+            "(infra/DEPLOY.md, Receptionist profiles)"
+            for key, profile_key in RETIRED_CONTEXT_KEYS.items()
+            if try_get_context(key) not in (None, "")
+        ]
+        if retired:
+            raise ContextError(retired)
         raw = {key: value for key in cls.context_keys() if (value := try_get_context(key)) not in (None, "")}
         environ = os.environ if environ is None else environ
         if "region" not in raw:

@@ -24,17 +24,21 @@ from infra.constructs.functions import LambdaPackage
 from infra.constructs.network import Network
 from infra.constructs.observability import Observability
 from infra.constructs.post_call_analysis import PostCallAnalysis
+from infra.constructs.receptionist_profiles import ReceptionistProfilesPublisher
 from infra.constructs.relay import RelayService
 from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.constructs.sweep import EndOfCallSweep
 from infra.constructs.twilio_number import TwilioNumberWiring
+from infra.profiles import DeployedProfiles
 from infra.settings import DeploySettings
 
 
 class PhoneAgentStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: DeploySettings, profiles: DeployedProfiles
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -44,6 +48,7 @@ class PhoneAgentStack(Stack):
             description="Phone voice agent: Twilio + OpenAI Realtime relay on ECS Fargate, Lambdas behind API Gateway",
         )
         self.settings = settings
+        self.profiles = profiles
         self.storage = Storage(self, "Storage", settings=settings)
         self.secrets = Secrets(self, "Secrets")
         self.network = Network(self, "Network", nat_gateways=settings.nat_gateways)
@@ -53,8 +58,12 @@ class PhoneAgentStack(Stack):
             settings=settings,
             vpc=self.network.vpc,
             access_logs_bucket=self.storage.access_logs_bucket,
+            deregistration_delay_seconds=profiles.deregistration_delay_seconds,
         )
         self.lambda_package = LambdaPackage(self, "LambdaPackage", architecture=settings.architecture)
+        self.profiles_publisher = ReceptionistProfilesPublisher(
+            self, "ReceptionistProfiles", package=self.lambda_package, storage=self.storage, profiles=profiles.published
+        )
         lambda_environment = self._lambda_environment()
         self.api = Api(
             self,
@@ -84,6 +93,7 @@ class PhoneAgentStack(Stack):
             secrets=self.secrets,
             api=self.api,
             environment=self._relay_environment(),
+            business_api_secrets=profiles.business_api_secrets,
         )
         self.observability = Observability(
             self,
@@ -115,25 +125,28 @@ class PhoneAgentStack(Stack):
             access_logs_bucket=self.storage.access_logs_bucket,
             key=self.storage.key,
         )
-        self.twilio_number: TwilioNumberWiring | None = None
-        if settings.twilio_phone_number:
-            self.twilio_number = TwilioNumberWiring(
+        self.twilio_numbers: TwilioNumberWiring | None = None
+        if settings.wire_numbers and profiles.answered_numbers:
+            self.twilio_numbers = TwilioNumberWiring(
                 self,
                 "TwilioNumber",
                 package=self.lambda_package,
                 secrets=self.secrets,
-                phone_number=settings.twilio_phone_number,
+                numbers=profiles.answered_numbers,
                 voice_url=self.api.url_for(TWILIO_VOICE_PATH),
                 fallback_url=self.api.url_for(TWILIO_FALLBACK_PATH),
                 status_callback_url=self.api.url_for(TWILIO_STATUS_PATH),
             )
+            # A number goes live only once the profile answering it is in the table.
+            for resource in self.twilio_numbers.resources.values():
+                resource.node.add_dependency(self.profiles_publisher.resource)
         self._build_outputs()
         Tags.of(self).add("service", SERVICE_TAG)
 
     # ---- environments (setting names are contracts: the README documents each)
     def _lambda_environment(self) -> dict[str, str]:
         settings = self.settings
-        environment = {
+        return {
             **LAMBDA_BASE_ENVIRONMENT,
             "CALLS_TABLE": self.storage.table.table_name,
             "TRANSCRIPTS_BUCKET": self.storage.transcripts_bucket.bucket_name,
@@ -144,21 +157,15 @@ class PhoneAgentStack(Stack):
             "MAX_CONCURRENT_CALLS": str(settings.max_concurrent_calls),
             "MAX_LIVE_CALLS_PER_CALLER": str(settings.max_live_calls_per_caller),
             "MAX_LIVE_WITHHELD_CALLS": str(settings.max_live_withheld_calls),
-            "MAX_CALL_SECONDS": str(settings.max_call_seconds),
+            # The deployment-wide ceiling (the load balancer drains this long); each line's own limit is in its profile.
+            "MAX_CALL_SECONDS": str(self.profiles.longest_call_seconds),
             "RAW_NUMBER_RETENTION_HOURS": str(settings.raw_number_retention_hours),
             **self._retention_environment(),
             "ANSWERING_MACHINE_DETECTION": settings.answering_machine_detection.value,
             "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
             "LOG_LEVEL": "INFO",
-            # One context key turns recording on in both places: the relay announces it, the Lambdas record.
-            "CALL_RECORDING_ENABLED": str(settings.call_recording).lower(),
         }
-        if settings.human_transfer_number:
-            environment["HUMAN_TRANSFER_NUMBER"] = settings.human_transfer_number
-        if settings.twilio_phone_number:
-            environment["TWILIO_PHONE_NUMBER"] = settings.twilio_phone_number
-        return environment
 
     @staticmethod
     def _analysis_environment(lambda_environment: dict[str, str]) -> dict[str, str]:
@@ -188,23 +195,16 @@ class PhoneAgentStack(Stack):
             "CALLS_TABLE": self.storage.table.table_name,
             "TRANSCRIPTS_BUCKET": self.storage.transcripts_bucket.bucket_name,
             "CALL_CONTROL_URL": self.api.base_url,
-            "MAX_CALL_SECONDS": str(settings.max_call_seconds),
+            "MAX_CALL_SECONDS": str(self.profiles.longest_call_seconds),
             "DRAIN_TIMEOUT_SECONDS": str(RELAY_DRAIN_TIMEOUT_SECONDS),
             "READINESS_DEADLINE_SECONDS": str(RELAY_READINESS_DEADLINE_SECONDS),
             "METRICS_NAMESPACE": settings.metrics_namespace,
             "CALLER_PROFILE_RETENTION_DAYS": str(settings.caller_profile_retention_days),
             "MASK_CALLER_DIGITS": str(settings.mask_caller_digits).lower(),
             **self._retention_environment(),
-            "CALL_RECORDING_ENABLED": str(settings.call_recording).lower(),
         }
-        optional = {
-            "HUMAN_TRANSFER_NUMBER": settings.human_transfer_number,
-            "BUSINESS_API_BASE": settings.business_api_base,
-            "OPENAI_VOICE": settings.openai_voice,
-            "OPENAI_REALTIME_URL": settings.openai_realtime_url,
-            "DTMF_TRANSFER_DIGIT": settings.dtmf_transfer_digit,
-        }
-        environment.update({name: value for name, value in optional.items() if value})
+        if settings.openai_realtime_url:
+            environment["OPENAI_REALTIME_URL"] = settings.openai_realtime_url
         return environment
 
     # ---- outputs -----------------------------------------------------------------------------------------------------
@@ -255,9 +255,10 @@ class PhoneAgentStack(Stack):
                 self.post_call_analysis.dead_letter_queue.queue_arn,
                 "Post-call analyses that failed three times (redrive: DEPLOY.md)",
             )
-        if self.twilio_number is not None:
+        answered = self.profiles.answered_numbers
+        if answered:
             self._output(
-                Output.TWILIO_PHONE_NUMBER_SID,
-                self.twilio_number.resource.get_att_string("PhoneNumberSid"),
-                "The wired Twilio number",
+                Output.ANSWERED_NUMBERS,
+                ",".join(f"{number}={profile_id}" for number, profile_id in answered.items()),
+                "The numbers the receptionist profiles answer (number=profile id); wired unless wireNumbers=false",
             )

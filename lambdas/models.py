@@ -106,8 +106,16 @@ class RecordingStatusCallback(_TwilioForm):
 
 class FallbackWebhook(_TwilioForm):
     call_sid: CallSidParam = Field(alias="CallSid")
+    from_number: str | None = Field(default=None, alias="From", max_length=256)
+    to_number: str | None = Field(default=None, alias="To", max_length=256)
+    direction: str | None = Field(default=None, alias="Direction", max_length=32)
     error_code: str | None = Field(default=None, alias="ErrorCode")
     error_url: str | None = Field(default=None, alias="ErrorUrl")
+
+    @property
+    def business_number(self) -> str | None:
+        """Our number on the call: the dialled one, or for an outbound call the one it was placed from."""
+        return self.from_number if (self.direction or "").startswith("outbound") else self.to_number
 
 
 class WhisperQuery(BaseModel):

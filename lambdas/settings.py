@@ -85,20 +85,22 @@ class LambdaSettings(StorageSettings):
         default=None,
         alias="HUMAN_TRANSFER_NUMBER",
         pattern=E164_PATTERN.pattern,
-        description="E.164 number of the human line: transfers, overflow and fallback dial it",
+        description="E.164 number of the human line: transfers, overflow and fallback dial it (without receptionist "
+        "profiles; with them, each call's profile's transfer.human_number; the fallback URL always dials this one)",
     )
     twilio_phone_number: str | None = Field(
         default=None,
         alias="TWILIO_PHONE_NUMBER",
         pattern=E164_PATTERN.pattern,
-        description="E.164 caller id of outbound calls (POST /calls needs it)",
+        description="E.164 caller id of outbound calls (POST /calls needs it unless the call's profile lists a number)",
     )
     max_concurrent_calls: int = Field(
         default=50,
         alias="MAX_CONCURRENT_CALLS",
         ge=0,
         le=100_000,
-        description="calls the agent takes at once; above it callers go to the human line (0 sends every call there)",
+        description="calls the agent takes at once over every line (each profile's limits.max_concurrent_calls "
+        "applies too); above it callers go to the human line (0 sends every call there)",
     )
     max_live_calls_per_caller: int = Field(
         default=2,
@@ -166,7 +168,8 @@ class LambdaSettings(StorageSettings):
         default=False,
         alias="CALL_RECORDING_ENABLED",
         description="record calls the agent answers (dual channel, started when the media stream opens; the relay's "
-        "greeting announces it): the audio goes to the transcripts bucket and is deleted at Twilio",
+        "greeting announces it): the audio goes to the transcripts bucket and is deleted at Twilio; with receptionist "
+        "profiles, each profile's recording.enabled decides for its calls instead",
     )
     twilio_api_base_url: str | None = Field(
         default=None,

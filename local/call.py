@@ -1,6 +1,6 @@
 """One complete phone call on this machine, through every real part of the product, with no account anywhere.
 
-    python -m local.call [--model spoken|scripted] [--audio PATH] [--quiet]
+    python -m local.call [--profile PATH] [--model spoken|scripted] [--audio PATH] [--quiet]
 
 The stack (`local.stack`) runs the real Lambda handlers, the real relay and DynamoDB + S3; Twilio and the OpenAI
 Realtime model are stood in for over real sockets on 127.0.0.1. This module is the call itself: Twilio's webhooks,
@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from callcore.masking import mask_phone
 from callcore.models import Booking, CallRecord, TranscriptTurn
+from callcore.profiles.loader import DEFAULT_PROFILES_DIR, ProfileError
 from callcore.transcripts import TranscriptArchive
 from local.recording import agent_track, caller_track, write_stereo_wav
 from local.stack import LocalStack, ModelKind, StackOptions, local_stack
@@ -45,6 +46,7 @@ from tests.fakes.twilio_media import FRAME_BYTES, FakeTwilioCall
 CALLER_NUMBER = "+15550100123"
 CALLER_VOICE = "en-us+f5"  # espeak-ng: a voice of its own, and the one the recogniser hears best
 RECORDINGS_DIR = Path("build") / "local-calls"
+DEFAULT_PROFILE = DEFAULT_PROFILES_DIR / "example.toml"
 
 
 @dataclass(frozen=True)
@@ -369,10 +371,20 @@ def main(argv: list[str] | None = None) -> int:
         default="spoken",
         help="spoken: the offline voice model and a talking caller (default); scripted: tones and scripted answers",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=DEFAULT_PROFILE,
+        help=f"the receptionist profile the call runs on; the call dials its first number (default {DEFAULT_PROFILE})",
+    )
     parser.add_argument("--audio", type=Path, help=f"where to write the call's stereo WAV (default {RECORDINGS_DIR}/)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)
-    result = asyncio.run(run_call(model=args.model, verbose=not args.quiet, audio_path=args.audio))
+    try:
+        options = StackOptions.for_profile(args.profile, model=args.model)
+    except ProfileError as error:
+        parser.exit(2, f"{error}\n")
+    result = asyncio.run(run_call(model=args.model, verbose=not args.quiet, audio_path=args.audio, options=options))
     print(report(result))
     return 1 if result.violations or result.record.outcome is None else 0
 

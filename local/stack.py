@@ -1,7 +1,7 @@
 """The whole product running on this machine, with no account anywhere: what `make call` (and the browser softphone)
 put a call through.
 
-    async with local_stack(StackOptions()) as stack:
+    async with local_stack(StackOptions.for_profile(Path("profiles/example.toml"))) as stack:  # or StackOptions()
         stream_url, token = await stack.incoming_call(call_sid, caller=..., to=...)
         ... open the media stream on stack.relay_media_url ...
         await stack.call_completed(call_sid, caller=..., to=..., duration_seconds=...)
@@ -26,6 +26,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -35,7 +36,10 @@ from twilio.request_validator import RequestValidator
 
 from callcore.aws import dynamodb_client, reset_clients, s3_client
 from callcore.local_resources import create_bucket, create_table
+from callcore.profiles.loader import LoadedProfile, ProfileError, load_profile
+from callcore.profiles.published import PublishedProfile
 from callcore.store import PARTITION_KEY, SORT_KEY, CallStore
+from callcore.store.receptionist_profiles import ReceptionistProfiles
 from local.apigw import create_server_app
 from tests.fakes.audio import tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
@@ -53,7 +57,9 @@ RELAY_PUBLIC_URL = "wss://relay.localhost/media-stream"
 DEFAULT_CALLS_TABLE = "local-calls"
 DEFAULT_TRANSCRIPTS_BUCKET = "local-transcripts"
 STREAM_END_AFTER_UPDATE_S = 0.5
-ModelKind = Literal["spoken", "scripted"]
+# openai: the real OpenAI Realtime API, with the OPENAI_API_KEY of the environment (the browser softphone's choice
+# when that key is set); spoken / scripted: the local stand-ins.
+ModelKind = Literal["spoken", "scripted", "openai"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,27 @@ class StackOptions:
     agent_number: str = "+15550100000"  # the number customers dial (555-01xx: reserved for fiction)
     human_line: str = "+15550100999"
     voice: str = "marin"  # the agent's voice (the relay's default); the caller speaks in another
+    profile: LoadedProfile | None = None  # published into the call table as `cdk deploy` does; None = no profiles
+
+    @classmethod
+    def for_profile(cls, path: Path, *, model: ModelKind = "spoken") -> StackOptions:
+        """A run on the receptionist profile at `path`: it is published into the local call table (so the Lambdas
+        and the relay read it there, as deployed), and the call dials its first number. The relay's own settings
+        follow the profile too, for the parts of a run that do not go through it. Raises ProfileError."""
+        loaded = load_profile(path)
+        profile = loaded.profile
+        if not profile.numbers:
+            raise ProfileError(f"{path}: key numbers: the local call dials the profile's first number; it has none")
+        return cls(
+            model=model,
+            business_name=profile.business_name,
+            business_timezone=profile.timezone,
+            business_hours=profile.hours.weekly,
+            agent_number=profile.numbers[0],
+            human_line=profile.transfer.human_number or cls.human_line,
+            voice=profile.voice,
+            profile=loaded,
+        )
 
 
 # ---- the phone network ----------------------------------------------------------------------------------------------
@@ -121,7 +148,7 @@ class LocalStack:
     api_base: str
     relay_media_url: str  # ws://127.0.0.1:PORT/media-stream, where the fake Twilio dials in
     network: PhoneNetwork
-    model: FakeRealtimeServer | VoiceModelServer
+    model: FakeRealtimeServer | VoiceModelServer | None  # None: the real OpenAI
     model_kind: ModelKind
     store: CallStore
     settings: RelaySettings
@@ -149,10 +176,10 @@ class LocalStack:
         return {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": call_sid, "CallStatus": status,
                 "Direction": "inbound", "From": caller, "To": to}  # fmt: skip
 
-    async def incoming_call(self, call_sid: str, *, caller: str) -> tuple[str, str]:
-        """Twilio's side of a call arriving: the voice webhook, then the call answered. Returns the TwiML's stream
-        URL and token."""
-        to = self.options.agent_number
+    async def incoming_call(self, call_sid: str, *, caller: str, to: str | None = None) -> tuple[str, str]:
+        """Twilio's side of a call arriving at `to` (default: the agent's number): the voice webhook, then the call
+        answered. Returns the TwiML's stream URL and token."""
+        to = to or self.options.agent_number
         status, twiml = await self.post_webhook("/twilio/incoming", self._call_form(call_sid, caller, to, "ringing"))
         if status != 200:
             raise RuntimeError(f"incoming-call webhook answered {status}: {twiml}")
@@ -262,8 +289,8 @@ def warm_up_dynamodb(table: str) -> None:
 
 async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
     """The spoken model if its speech parts load here; else one line saying why, and the scripted model."""
-    if requested == "scripted":
-        return "scripted"
+    if requested in {"scripted", "openai"}:
+        return requested
     try:
         from local.voice_model.recognition import check_speech_parts  # noqa: PLC0415 - numpy etc. when asked for
 
@@ -277,7 +304,9 @@ async def available_model(requested: ModelKind, say: Any = print) -> ModelKind:
     return "spoken"
 
 
-async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeServer | VoiceModelServer:
+async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeServer | VoiceModelServer | None:
+    if kind == "openai":
+        return None
     if kind == "spoken":
         from local.voice_model.server import VoiceModelServer  # noqa: PLC0415
 
@@ -297,18 +326,23 @@ async def _start_model(kind: ModelKind, options: StackOptions) -> FakeRealtimeSe
 
 
 def stack_environment(
-    aws: dict[str, str], auth_token: str, twilio_api_base_url: str, model_url: str, options: StackOptions
+    aws: dict[str, str], auth_token: str, twilio_api_base_url: str, model_url: str | None, options: StackOptions
 ) -> dict[str, str]:
-    """The settings every part of the local stack reads: the Lambdas, the relay, the shared core."""
+    """The settings every part of the local stack reads: the Lambdas, the relay, the shared core. Without
+    `model_url`, the relay talks to the real OpenAI with the OPENAI_API_KEY of the environment."""
+    model = (
+        {"OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]}
+        if model_url is None
+        else {"OPENAI_API_KEY": "local-openai-key", "OPENAI_REALTIME_URL": model_url}
+    )
     return {
+        **model,
         **aws,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": auth_token,
         "TWILIO_API_BASE_URL": twilio_api_base_url,
         "TWILIO_PHONE_NUMBER": options.agent_number,
         "STREAM_TOKEN_SECRET": secrets.token_hex(32),
-        "OPENAI_API_KEY": "local-openai-key",
-        "OPENAI_REALTIME_URL": model_url,
         "OPENAI_VOICE": options.voice,
         "RELAY_PUBLIC_URL": RELAY_PUBLIC_URL,
         "HUMAN_TRANSFER_NUMBER": options.human_line,
@@ -339,13 +373,17 @@ async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterat
     loop = asyncio.get_running_loop()
     with _aws_endpoint() as (aws, external), TwilioRestServer(PhoneNetwork(loop, auth_token)) as twilio_rest:
         model = await _start_model(model_kind, options)
-        environment = stack_environment(aws, auth_token, twilio_rest.base_url, model.url, options)
+        model_url = None if model is None else model.url
+        environment = stack_environment(aws, auth_token, twilio_rest.base_url, model_url, options)
         try:
             with _environment(environment):
                 create_table(dynamodb_client(), environment["CALLS_TABLE"])
                 create_bucket(s3_client(), environment["TRANSCRIPTS_BUCKET"])
                 if not external:
                     warm_up_dynamodb(environment["CALLS_TABLE"])
+                if options.profile is not None:
+                    profiles = ReceptionistProfiles(environment["CALLS_TABLE"], client=dynamodb_client())
+                    profiles.publish([PublishedProfile.from_loaded(options.profile)])
                 async with serve(create_server_app(STAGE)) as api_origin:
                     api_base = f"{api_origin}/{STAGE}"
                     os.environ["CALL_CONTROL_URL"] = environment["CALL_CONTROL_URL"] = api_base
@@ -374,4 +412,5 @@ async def local_stack(options: StackOptions, *, say: Any = print) -> AsyncIterat
                             metrics_out=metrics_out,
                         )
         finally:
-            await model.close()
+            if model is not None:
+                await model.close()

@@ -20,7 +20,7 @@ recount the seats held by records and correct a counter only if no seat moved me
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -308,29 +308,51 @@ class Seats(CallRecords):
     def count_held_seats(self, days: Iterable[str]) -> int:
         """How many calls that started on these UTC days hold a seat (admitted, not given back), by their records.
         Read through the by-day index, which lags writes by a moment: see `correct_active_calls`."""
-        held = 0
+        pages = self._pages_of_days(
+            days,
+            FilterExpression="attribute_exists(stream_token_expiry) AND attribute_not_exists(seat_released_at)",
+            Select="COUNT",
+        )
+        return sum(int(page.get("Count", 0)) for page in pages)
+
+    def count_held_line_seats(self, days: Iterable[str]) -> dict[str, int]:
+        """Per business line (profile id) with a call that started on these UTC days: how many of its calls hold a
+        seat, by their records (the by-day index: see `correct_active_calls`)."""
+        held: dict[str, int] = {}
+        pages = self._pages_of_days(
+            days,
+            FilterExpression="attribute_exists(profile_id)",
+            ProjectionExpression="profile_id, stream_token_expiry, seat_released_at",
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                line = item["profile_id"]["S"]
+                holds = "stream_token_expiry" in item and "seat_released_at" not in item
+                held[line] = held.get(line, 0) + int(holds)
+        return held
+
+    def _pages_of_days(self, days: Iterable[str], **query: Any) -> Iterator[Any]:
+        """The by-day index's pages of the calls that started on these UTC days."""
+        paginator = self.client.get_paginator("query")
         for day in days:
-            paginator = self.client.get_paginator("query")
-            for page in paginator.paginate(
+            yield from paginator.paginate(
                 TableName=self.table_name,
                 IndexName=BY_DAY_INDEX,
                 KeyConditionExpression="gsi1pk = :day",
-                FilterExpression="attribute_exists(stream_token_expiry) AND attribute_not_exists(seat_released_at)",
                 ExpressionAttributeValues={":day": {"S": day_pk(day)}},
-                Select="COUNT",
-            ):
-                held += int(page.get("Count", 0))
-        return held
+                **query,
+            )
 
-    def correct_active_calls(self, counted: int, *, seen: SeatCounter) -> bool:
-        """Set the fleet counter to `counted` (the seats the records hold), unless a seat was taken or given back
-        since `seen` was read, which would make the count stale. True when the counter was corrected."""
+    def correct_active_calls(self, counted: int, *, seen: SeatCounter, line: str | None = None) -> bool:
+        """Set the fleet counter (or with `line` that line's) to `counted` (the seats the records hold), unless a
+        seat was taken or given back since `seen` was read, which would make the count stale. True when the counter
+        was corrected."""
         condition = "version = :seen" if seen.version else "attribute_not_exists(version)"
         values = serialize_item({":counted": counted, ":at": utc_now()})
         if seen.version:
             values[":seen"] = {"N": str(seen.version)}
         return self._update_unless_condition_fails(
-            Key=COUNTER_KEY,
+            Key=_counter_key(line),
             UpdateExpression="SET active = :counted, changed_at = :at",
             ConditionExpression=condition,
             ExpressionAttributeValues=values,

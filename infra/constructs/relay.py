@@ -13,9 +13,9 @@ Scaling never drops a call:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -26,6 +26,7 @@ from constructs import Construct
 
 from callcore.metric_names import RelayMetric
 from callcore.store import FLEET_PK, PARTITION_KEY, SORT_KEY
+from callcore.store.receptionist_profiles import profile_pk
 from infra.bundling import REPO_ROOT
 from infra.constants import (
     RELAY_CALL_CONTROL_ROUTES,
@@ -43,7 +44,13 @@ from infra.constructs.relay_endpoint import RelayEndpoint
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge, resource_finding
-from infra.policies import acknowledge_archive_objects, archive_statements, table_statements
+from infra.policies import (
+    PROFILE_READ_ACTIONS,
+    acknowledge_archive_objects,
+    archive_statements,
+    profile_items_statement,
+    table_statements,
+)
 from infra.settings import Architecture, DeploySettings
 
 # The relay records calls, turns, bookings and caller profiles and reads them back: items whose partition key is one of
@@ -55,6 +62,11 @@ RELAY_PARTITIONS = tuple(f"{prefix}#*" for prefix in ("CALL", "CALLER", "BOOKING
 # seat counter (`active`, `version`, `changed_at`), which a seat given back at the end of a stream moves. Never the
 # health mark (`healthy`, `until`), and no ReturnValues that would read other attributes.
 RELAY_FLEET_ATTRIBUTES = (PARTITION_KEY, SORT_KEY, "at", "task_id", "active", "version", "changed_at")
+# A business line's seat counter (`RECEPTIONIST#<profile id>` / `ACTIVE_CALLS`) moves with the fleet's when a call of
+# that line gives its seat back: in the profiles' partitions the relay updates those counter attributes only.
+RELAY_LINE_SEAT_ATTRIBUTES = (PARTITION_KEY, SORT_KEY, "active", "version", "changed_at")
+# No ReturnValues that would read attributes the relay may not update.
+RELAY_UPDATE_RETURN_VALUES = ["NONE", "UPDATED_OLD", "UPDATED_NEW"]
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 # Scale-in is slow on purpose: a task only leaves once idle anyway, and calls arrive in bursts.
 SCALE_IN_COOLDOWN = Duration.minutes(5)
@@ -94,11 +106,12 @@ class RelayService(Construct):
         secrets: Secrets,
         api: Api,
         environment: Mapping[str, str],
+        business_api_secrets: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
-        self.task_role = self._build_task_role(storage, api)
+        self.task_role = self._build_task_role(storage, api, business_api_secrets)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
         )
@@ -106,7 +119,7 @@ class RelayService(Construct):
         self.service = self._build_service(vpc, endpoint)
         self._build_scaling()
 
-    def _build_task_role(self, storage: Storage, api: Api) -> iam.Role:
+    def _build_task_role(self, storage: Storage, api: Api, business_api_secrets: Sequence[str]) -> iam.Role:
         role = iam.Role(
             self,
             "TaskRole",
@@ -119,6 +132,23 @@ class RelayService(Construct):
         ):
             role.add_to_policy(statement)
         stack = Stack.of(self)
+        if business_api_secrets:
+            # The profiles' business API credentials, by name: Secrets Manager appends six random characters.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="BusinessApiCredentials",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[
+                        stack.format_arn(
+                            service="secretsmanager",
+                            resource="secret",
+                            resource_name=f"{name}-??????",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                        for name in business_api_secrets
+                    ],
+                )
+            )
         own_tasks = stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*")
         role.add_to_policy(
             iam.PolicyStatement(
@@ -161,10 +191,22 @@ class RelayService(Construct):
                     "dynamodb:LeadingKeys": [FLEET_PK],
                     "dynamodb:Attributes": list(RELAY_FLEET_ATTRIBUTES),
                 },
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": RELAY_UPDATE_RETURN_VALUES},
             },
         )
-        return [call_items, fleet, key]
+        # The receptionist profiles: read (the call's version at admission), never written by the relay.
+        profiles = profile_items_statement(storage.table, PROFILE_READ_ACTIONS, sid="ReadProfiles")
+        line_seats = iam.PolicyStatement(
+            sid="LineSeats",
+            actions=["dynamodb:UpdateItem"],
+            resources=[storage.table.table_arn],
+            conditions={
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [profile_pk("*")]},
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(RELAY_LINE_SEAT_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": RELAY_UPDATE_RETURN_VALUES},
+            },
+        )
+        return [call_items, fleet, profiles, line_seats, key]
 
     def _build_task_definition(self, secrets: Secrets, environment: Mapping[str, str]) -> ecs.FargateTaskDefinition:
         settings = self._settings

@@ -61,7 +61,9 @@ class RelayEndpoint(Construct):
         settings: DeploySettings,
         vpc: ec2.IVpc,
         access_logs_bucket: s3.IBucket,
+        deregistration_delay_seconds: int,
     ) -> None:
+        """`deregistration_delay_seconds`: longer than the longest call any receptionist profile allows."""
         super().__init__(scope, construct_id)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -78,7 +80,7 @@ class RelayEndpoint(Construct):
         )
         # Internet-facing only when Twilio connects to it directly (custom domain); behind CloudFront it is internal.
         self.load_balancer = self._build_load_balancer(vpc, access_logs_bucket, internet_facing=settings.custom_domain)
-        self.target_group = self._build_target_group(vpc, settings)
+        self.target_group = self._build_target_group(vpc, deregistration_delay_seconds)
         self.distribution: cloudfront.Distribution | None = None
         if settings.domain_name and settings.hosted_zone_id and settings.hosted_zone_name:
             self.public_host = settings.domain_name
@@ -109,7 +111,7 @@ class RelayEndpoint(Construct):
         load_balancer.log_access_logs(access_logs_bucket, prefix="alb")
         return load_balancer
 
-    def _build_target_group(self, vpc: ec2.IVpc, settings: DeploySettings) -> elbv2.ApplicationTargetGroup:
+    def _build_target_group(self, vpc: ec2.IVpc, deregistration_delay_seconds: int) -> elbv2.ApplicationTargetGroup:
         return elbv2.ApplicationTargetGroup(
             self,
             "RelayTargets",
@@ -119,7 +121,7 @@ class RelayEndpoint(Construct):
             target_type=elbv2.TargetType.IP,
             # A stopping task keeps its established WebSockets this long before the balancer closes them: no
             # shorter than the longest call. Draining ends early once the task has no connection left.
-            deregistration_delay=Duration.seconds(settings.deregistration_delay_seconds),
+            deregistration_delay=Duration.seconds(deregistration_delay_seconds),
             health_check=elbv2.HealthCheck(
                 path=RELAY_HEALTH_PATH,
                 healthy_http_codes="200",  # 503 = still warming up, or draining: take no new calls there

@@ -220,7 +220,7 @@ def _wire(numbers: NumberDirectory, properties: WiringProperties) -> dict[str, A
     if number is None:
         raise WiringError(
             f"{mask_phone(properties.phone_number)} is not a phone number of this Twilio account "
-            "(context twilioPhoneNumber): buy or port it in the Twilio console first"
+            "(listed in a receptionist profile's numbers): buy or port it in the Twilio console first"
         )
     if number.trunk_sid:
         raise WiringError(
@@ -301,7 +301,10 @@ class TwilioCredentials(EnvSettings):
     @classmethod
     def _account_sid_shape(cls, value: SecretStr) -> SecretStr:
         if not _ACCOUNT_SID.match(value.get_secret_value()):
-            raise ValueError("must be AC followed by 32 hex digits: fill the secret first (infra/DEPLOY.md)")
+            raise ValueError(
+                "must be AC followed by 32 hex digits: fill the secret first, deploying with -c wireNumbers=false "
+                "until it is filled (infra/DEPLOY.md)"
+            )
         return value
 
 

@@ -21,11 +21,14 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from callcore.business_hours import WeeklyHours
 from callcore.models import CallRecord
 from callcore.profiles.model import AfterHours
 from callcore.profiles.published import PublishedProfile
 from callcore.store.receptionist_profiles import ProfileNotPublished, ReceptionistProfiles
+from lambdas.observability import logger
 from lambdas.settings import LambdaSettings
 
 
@@ -112,6 +115,18 @@ class Lines:
             return Line.of_environment(self.settings)
         published = self.profiles.for_number(dialled)
         return Line.of_profile(published) if published else None
+
+    def human_of_number(self, number: str | None) -> str | None:
+        """The human line of the line answering `number`, for the fallback URL, which must answer even when DynamoDB is
+        why the voice URL failed: when the profiles cannot be read, or no line answers the number,
+        HUMAN_TRANSFER_NUMBER."""
+        line = None
+        if number:
+            try:
+                line = self.answering(number)
+            except (BotoCoreError, ClientError, ProfileNotPublished):
+                logger.warning("the profiles could not be read: the fallback uses HUMAN_TRANSFER_NUMBER")
+        return line.human_number if line is not None else self.settings.human_transfer_number
 
     def of_record(self, record: CallRecord) -> Line:
         """The line a call started on: the profile version its record names, or the environment's line."""

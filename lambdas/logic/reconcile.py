@@ -1,5 +1,6 @@
 """What the sweep puts right when a message was lost: a call still open on its record long after it must have ended
-(its last status callback never arrived), and a fleet counter that disagrees with the seats the records hold.
+(its last status callback never arrived), and a seat counter (the fleet's, a business line's) that disagrees with the
+seats the records hold.
 
 A number's status callback reports an inbound call only once, when it ends: nothing here waits for `ringing` or
 `in-progress`. A call is suspect by its age alone (from its record's creation, the moment Twilio asked the voice
@@ -106,3 +107,27 @@ def reconcile_seat_counter(
             return drift
     logger.info("seats kept moving: the counter is checked again at the next sweep")
     return None
+
+
+def reconcile_line_seat_counters(
+    store: CallStore, days: Iterable[str], *, clock: Callable[[], datetime] = utc_now
+) -> dict[str, int]:
+    """Recount the seats of each business line the calls of these days were on and correct its counter when it
+    disagrees (a line's counter that moved within INDEX_SETTLE, or moves while counting, waits for the next sweep).
+    Returns the corrected drift (counter minus records) per line; lines that agreed are not listed."""
+    days = list(days)
+    lines = store.count_held_line_seats(days)
+    # Each counter is read before the records are counted, so a seat that moves meanwhile fails the correction.
+    seen = {line: store.seat_counter(line) for line in lines}
+    settled = {line: s for line, s in seen.items() if s.changed_at is None or clock() - s.changed_at >= INDEX_SETTLE}
+    counted = store.count_held_line_seats(days) if settled else {}
+    corrected: dict[str, int] = {}
+    for line, counter in settled.items():
+        drift = counter.active - counted.get(line, 0)
+        if drift and store.correct_active_calls(counted.get(line, 0), seen=counter, line=line):
+            logger.error(
+                "a line's agent seat counter disagreed with the call records: corrected",
+                extra={"profile_id": line, "counter": counter.active, "records": counted.get(line, 0), "drift": drift},
+            )
+            corrected[line] = drift
+    return corrected

@@ -12,21 +12,27 @@ by-day index and, for each one:
 3. finished more than RAW_NUMBER_RETENTION_HOURS ago: replace the caller's number by its masked form (the keyed hash
    stays, for counting and erasure).
 
-Then it recounts the seats the records hold and corrects the fleet counter if it drifted (metric SeatDrift). Every
-step is idempotent, so a sweep racing a late callback, or another sweep, is safe.
+Then it recounts the seats the records hold and corrects the fleet counter if it drifted (metric SeatDrift), and each
+business line's counter the same way (logged per line). Every step is idempotent, so a sweep racing a late callback,
+or another sweep, is safe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from callcore.models import CallRecord, utc_now
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from lambdas.logic.call_status import finish_call
-from lambdas.logic.reconcile import reconcile_open_call, reconcile_seat_counter, should_ask_twilio
+from lambdas.logic.reconcile import (
+    reconcile_line_seat_counters,
+    reconcile_open_call,
+    reconcile_seat_counter,
+    should_ask_twilio,
+)
 from lambdas.observability import Metric, bind_call, count, logger
 from lambdas.settings import LambdaSettings
 from lambdas.twilio_calls import TwilioCalls
@@ -47,8 +53,10 @@ class SweepReport:
     redacted: int = 0  # finished records whose caller number was masked
     failed: int = 0  # calls the sweep could not handle (logged; the next sweep tries again)
     seat_drift: int | None = None  # counter minus records, corrected; None: not checked this time
+    line_seat_drift: dict[str, int] = field(default_factory=dict)  # per business line: the same, where corrected
 
     def as_dict(self) -> dict[str, int | None]:
+        # The lines' drifts are logged where corrected; the report keeps the fleet's figure.
         return {
             "finished": self.finished,
             "reconciled": self.reconciled,
@@ -80,6 +88,7 @@ def sweep(
     report.seat_drift = reconcile_seat_counter(store, sweep_days(now))
     if report.seat_drift is not None:
         count(Metric.SEAT_DRIFT, abs(report.seat_drift))
+    report.line_seat_drift = reconcile_line_seat_counters(store, sweep_days(now))
     return report
 
 

@@ -30,6 +30,7 @@ from relay.admission import Admission, AdmissionRefused, Admitted
 from relay.call_control import CallControlClient
 from relay.call_session import CallDependencies, CallSession
 from relay.greeting import GreetingCache
+from relay.lines import Lines
 from relay.logs import CALL_SID
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
@@ -88,6 +89,7 @@ ADMISSION = web.AppKey("admission", Admission)
 POOL = web.AppKey("pool", ModelSessionPool)
 GREETINGS = web.AppKey("greetings", GreetingCache)
 READINESS = web.AppKey("readiness", Readiness)
+LINES = web.AppKey("lines", Lines)
 
 
 def create_app(
@@ -103,6 +105,7 @@ def create_app(
     app[STORE] = store or settings.call_store()
     app[ARCHIVE] = archive or TranscriptArchive(settings.transcripts_bucket, hash_key=settings.caller_hash_key)
     app[TOOLS] = tools or ToolRegistry.default(settings)
+    app[LINES] = Lines(settings, store=app[STORE], default_tools=app[TOOLS])
     app[METRICS] = metrics or RelayMetrics(settings.metrics_namespace)
     app[STATE] = RelayState()
     app[ADMISSION] = Admission(
@@ -110,6 +113,7 @@ def create_app(
         public_url=settings.relay_public_url,
         token_secret=settings.stream_token_secret.get_secret_value(),
         store=app[STORE],
+        lines=app[LINES],
     )
     app.cleanup_ctx.append(_aws_clients)
     app.cleanup_ctx.append(_http_client)
@@ -152,7 +156,9 @@ def _open_raw(app: web.Application) -> Coroutine[Any, Any, RealtimeConnection]:
 
 async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    base_session = realtime.session_config(settings, instructions=BASE_INSTRUCTIONS, tools=app[TOOLS].session_tools())
+    base_session = realtime.session_config(
+        settings, app[LINES].default, instructions=BASE_INSTRUCTIONS, tools=app[TOOLS].session_tools()
+    )
 
     async def open_configured() -> RealtimeConnection:
         connection = await _open_raw(app)
@@ -169,16 +175,18 @@ async def _model_sessions(app: web.Application) -> AsyncIterator[None]:
         max_age_seconds=settings.model_pool_max_age_seconds,
         close_timeout=settings.close_timeout_seconds,
     )
-    greetings = GreetingCache(settings)
+    greetings = GreetingCache(settings, app[LINES].default)
     app[POOL] = pool
     app[GREETINGS] = greetings
     tasks: list[asyncio.Task[None]] = []
     if settings.greeting_cache_enabled:
-        tasks.append(asyncio.create_task(greetings.run(lambda: _open_raw(app)), name="greeting-cache"))
+        renders = greetings.run(lambda: _open_raw(app), published=app[LINES].published)
+        tasks.append(asyncio.create_task(renders, name="greeting-cache"))
     if settings.model_pool_size > 0:
         tasks.append(asyncio.create_task(pool.run(), name="model-pool"))
     yield
     await _cancel(tasks)
+    await greetings.close()
     await pool.close()
 
 
@@ -380,9 +388,13 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
 
 
 def _new_call_session(app: web.Application, admitted: Admitted, twilio: TwilioSide, started_at: float) -> CallSession:
-    settings, greetings = app[SETTINGS], app[GREETINGS]
+    settings, greetings, line = app[SETTINGS], app[GREETINGS], admitted.line
     direction = admitted.record.direction
-    greeting_text = greetings.text_for(direction)
+    greeting_text = greetings.text_for(direction, line)
+    greeting = greetings.get(direction, line)
+    if greeting is None and settings.greeting_cache_enabled and line is not greetings.default_line:
+        # A profile version's first call on this process greets live; the calls after it get the cached audio.
+        greetings.ensure(line, lambda: _open_raw(app))
     deps = CallDependencies(
         settings=settings,
         store=app[STORE],
@@ -397,10 +409,12 @@ def _new_call_session(app: web.Application, admitted: Admitted, twilio: TwilioSi
         admitted,
         twilio,
         deps,
-        instructions=render_instructions(settings, admitted.record, greeting=greeting_text),
+        line=line,
+        line_tools=admitted.line_tools,
+        instructions=render_instructions(line, admitted.record, greeting=greeting_text),
         greeting_text=greeting_text,
-        greeting=greetings.get(direction),
-        filler=greetings.filler(),
+        greeting=greeting,
+        filler=greetings.filler(line),
         started_at=started_at,
     )
 

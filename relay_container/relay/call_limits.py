@@ -62,13 +62,15 @@ class CallLimits:
     # ---- maximum call length ---------------------------------------------------------------------------------------
 
     async def max_call_length(self) -> None:
-        call, settings = self._call, self._call.deps.settings
-        warn_after = settings.max_call_seconds - settings.max_call_warning_seconds
+        call = self._call
+        limit = call.line.max_call_seconds
+        # A line's own limit may be short: the wrap-up then starts half-way through at the latest.
+        warn_after = limit - min(call.deps.settings.max_call_warning_seconds, limit / 2)
         await asyncio.sleep(warn_after)
         log.info("MAX_CALL_SECONDS is near: the agent is told to wrap up")
         await call.add_note(WRAP_UP)
         await call.responses.request()
-        await asyncio.sleep(settings.max_call_seconds - warn_after)
+        await asyncio.sleep(limit - warn_after)
         log.info("the call reached MAX_CALL_SECONDS")
         await call.hand_off.end_through_hangup("max_call_length", CallOutcome.MAX_DURATION)
 
@@ -99,7 +101,7 @@ class CallLimits:
                 return
 
     async def silence(self) -> None:
-        call, timeout = self._call, self._call.deps.settings.silence_timeout_seconds
+        call, timeout = self._call, self._call.line.silence_timeout_seconds
         checked_in = False
         while True:
             await self._until_quiet()

@@ -35,7 +35,8 @@ from callcore.masking import mask_phone
 from callcore.metric_names import RelayMetric
 from callcore.models import CallOutcome, utc_now
 from callcore.store import CallStore
-from callcore.store.callers import CallerDirectory
+from callcore.store.booking_counts import CallerBookingCounts
+from callcore.store.callers import CallerDirectory, caller_pk
 from callcore.transcripts import TranscriptArchive
 from relay.admission import Admitted
 from relay.agent_audio import AgentAudio
@@ -45,6 +46,7 @@ from relay.conversation import ConversationMemory
 from relay.greeting import RenderedGreeting
 from relay.hand_off import HandOff
 from relay.keypad import Keypad
+from relay.line import LineSettings
 from relay.metrics import RelayMetrics
 from relay.model_link import LinkLost, ModelLink, SessionKind
 from relay.model_pool import ModelSessionPool
@@ -57,6 +59,7 @@ from relay.settings import RelaySettings
 from relay.shutdown import FINAL_WRITES_SECONDS, HAND_OVER_SECONDS
 from relay.tool_calls import ToolCalls
 from relay.tools import ToolRegistry
+from relay.tools.booking_quota import BookingQuota
 from relay.twilio_stream import (
     CloseCode,
     Dtmf,
@@ -103,6 +106,8 @@ class CallSession:
         twilio: TwilioSide,
         deps: CallDependencies,
         *,
+        line: LineSettings,
+        line_tools: ToolRegistry,
         instructions: str,
         greeting_text: str,
         greeting: RenderedGreeting | None,
@@ -114,6 +119,8 @@ class CallSession:
         self.caller_number = admitted.record.caller_number
         self._twilio = twilio
         self.deps = deps
+        self.line = line  # the line's settings for this call's whole life, even if its profile is redeployed
+        self.line_tools = line_tools
         self._instructions = instructions
         self._greeting_text = greeting_text
         self._greeting = greeting
@@ -133,12 +140,14 @@ class CallSession:
         self.link = ModelLink(
             pool=deps.pool,
             settings=settings,
-            tools=deps.tools.session_tools(),
+            line=line,
+            tools=line_tools.session_tools(),
             metrics=deps.metrics,
             memory=self.memory,
             retry_first=greeting is not None,
         )
         self.tools = ToolCalls(self)
+        self.booking_quota = self._booking_quota()
         self.responses = ResponseTracker(self.link.send, lambda: self.tools.in_flight > 0)
         self.hand_off = HandOff(self)
         self.limits = CallLimits(self)
@@ -161,6 +170,20 @@ class CallSession:
         self._history: CallerHistory = None
         self._history_task: asyncio.Task[Any] | None = None
         self._instructions_sent = False
+
+    def _booking_quota(self) -> BookingQuota | None:
+        caps = self.line.booking
+        if caps is None:
+            return None  # the environment's line: no caps, as before profiles
+        trackable = CallerDirectory.tracks(self.caller_number)
+        return BookingQuota(
+            per_call=caps.max_bookings_per_call,
+            per_caller_per_day=caps.max_bookings_per_caller_per_day,
+            line=self.line.key[0],
+            zone=self.line.timezone,
+            counts=CallerBookingCounts(self.deps.store.table_name, self.deps.store.client),
+            caller_pk=caller_pk(self.deps.settings.caller_hash_key, self.caller_number) if trackable else None,
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -265,8 +288,7 @@ class CallSession:
     def _current_instructions(self) -> str:
         if self._history is None:
             return self._instructions
-        settings = self.deps.settings
-        return render_instructions(settings, self._record, greeting=self._greeting_text, history=self._history)
+        return render_instructions(self.line, self._record, greeting=self._greeting_text, history=self._history)
 
     async def _count_caller_call(self, outcome: CallOutcome) -> None:
         if not self._record.caller_id_verified:

@@ -157,7 +157,7 @@ class HandOff:
                     await asyncio.shield(task)
         if self.handed_over:
             return  # transferred or completed over REST: Twilio stops the stream itself
-        human = bool(call.deps.settings.human_transfer_number)
+        human = bool(call.line.human_transfer_number)
         fallback = "dials the human line" if human else "apologises and hangs up"
         log.error("agent unavailable (%s): closing the stream; Twilio's fallback %s", why, fallback)
         call.recorder.error = f"agent unavailable: {why}"

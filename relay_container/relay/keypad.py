@@ -43,7 +43,7 @@ class Keypad:
         if digit not in KEYS:
             log.warning("a keypad frame with no valid key was ignored")
             return
-        if digit == call.deps.settings.dtmf_transfer_digit:
+        if digit == call.line.dtmf_transfer_digit:
             log.info("the transfer key was pressed: handing the caller to the human line")
             await call.interrupt_agent()
             call.hand_off.begin(TransferRequest(TRANSFER_REASON, TRANSFER_SUMMARY), None, wait_for_words=False)

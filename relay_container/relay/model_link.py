@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from callcore.metric_names import RelayMetric
 from relay import realtime
 from relay.conversation import ConversationMemory
+from relay.line import LineSettings
 from relay.metrics import RelayMetrics
 from relay.model_pool import ModelSessionPool
 from relay.realtime import RealtimeConnectError, RealtimeConnection, ServerEvent
@@ -92,6 +93,7 @@ class ModelLink:
         *,
         pool: ModelSessionPool,
         settings: RelaySettings,
+        line: LineSettings,
         tools: list[dict[str, Any]],
         metrics: RelayMetrics,
         memory: ConversationMemory,
@@ -102,6 +104,7 @@ class ModelLink:
         # greeting): with nothing to play, a caller is better handed over at once than kept in silence.
         self._retry_first = retry_first
         self._settings = settings
+        self._line = line
         self._tools = tools
         self._metrics = metrics
         self._memory = memory
@@ -246,7 +249,7 @@ class ModelLink:
                 dropped = self._memory.dropped(session.generation)
                 self._notes[session.generation] = CONTINUATION_NOTE + (DROPPED_NOTE if dropped else "")
             instructions += self._notes.get(session.generation, "")
-            config = realtime.session_config(self._settings, instructions=instructions, tools=self._tools)
+            config = realtime.session_config(self._settings, self._line, instructions=instructions, tools=self._tools)
             await session.connection.send(realtime.session_update(config))
             for event in seed:
                 await session.connection.send(event)

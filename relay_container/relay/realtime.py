@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from callcore.profiles.model import TurnDetection
+from relay.line import LineSettings
 from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
@@ -160,21 +161,25 @@ class RealtimeConnection:
 # ---- client events ------------------------------------------------------------------------------------------------
 
 
-def session_config(settings: RelaySettings, *, instructions: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """The GA session: pcmu both ways (Twilio's payloads pass through), voice, turn detection, transcription, tools."""
-    if settings.turn_detection is TurnDetection.SEMANTIC_VAD:
+def session_config(
+    settings: RelaySettings, line: LineSettings, *, instructions: str, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The GA session: pcmu both ways (Twilio's payloads pass through), the line's voice and turn detection,
+    transcription, tools."""
+    turns = line.turn_taking
+    if turns.type is TurnDetection.SEMANTIC_VAD:
         turn_detection: dict[str, Any] = {
             "type": "semantic_vad",
-            "eagerness": settings.vad_eagerness.value,
+            "eagerness": turns.eagerness.value,
             "create_response": True,
             "interrupt_response": True,
         }
     else:
         turn_detection = {
             "type": "server_vad",
-            "threshold": settings.vad_threshold,
-            "prefix_padding_ms": settings.vad_prefix_padding_ms,
-            "silence_duration_ms": settings.vad_silence_duration_ms,
+            "threshold": turns.threshold,
+            "prefix_padding_ms": turns.prefix_padding_ms,
+            "silence_duration_ms": turns.silence_duration_ms,
             "create_response": True,
             "interrupt_response": True,
         }
@@ -188,7 +193,7 @@ def session_config(settings: RelaySettings, *, instructions: str, tools: list[di
                 "transcription": {"model": settings.transcription_model},
                 "turn_detection": turn_detection,
             },
-            "output": {"format": {"type": "audio/pcmu"}, "voice": settings.openai_voice},
+            "output": {"format": {"type": "audio/pcmu"}, "voice": line.voice},
         },
         "tools": tools,
         "tool_choice": "auto",

@@ -78,12 +78,14 @@ class ToolCalls:
             store=call.deps.store,
             settings=call.deps.settings,
             http=call.deps.http,
+            line=call.line,
+            quota=call.booking_quota,
         )
         try:
             # The registry applies the tool timeout itself; this outer bound only guards against a tool that
             # ignores cancellation.
             async with asyncio.timeout(call.deps.settings.tool_timeout_seconds + 2.0):
-                return await call.deps.tools.run(name, arguments, ctx)
+                return await call.line_tools.run(name, arguments, ctx)
         except TimeoutError:
             return ToolOutcome(output={"error": f"{name} did not answer in time"}, ok=False)
 

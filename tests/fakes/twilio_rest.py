@@ -1,4 +1,4 @@
-"""A fake of the Twilio REST API's Calls and Recordings resources that records every request it receives.
+"""A fake of the Twilio REST API's Account, Calls and Recordings resources that records every request it receives.
 
 One fake (`FakeTwilioRest`) holds the rules and the recording; it is reached two ways:
 
@@ -15,6 +15,9 @@ longer live (21220). Tests script other failures with `fail_next`.
 A call reads back (GET) as Twilio's call resource does: `status`, `start_time` and `end_time` in RFC 2822 (`null`
 until the call started or ended), `duration` in whole seconds as a string (`null` until it ended). A call ends when it
 is completed or canceled through the API, or when a test says so (`end_call`: the caller hung up).
+
+The account (`GET /Accounts/{AccountSid}.json`) reads back with its `status` (`account_status`: active unless a test
+suspends it), as `make deploy` checks the credentials before deploying.
 
 Recordings (`/Calls/{CallSid}/Recordings.json`, `/Recordings/{RecordingSid}.json|.wav`): created only on a call in
 progress (21220 otherwise), `RecordingChannels` mono|dual, `RecordingStatusCallbackEvent` from in-progress|completed|
@@ -44,6 +47,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 
 API_ORIGIN = "https://api.twilio.com"
+_ACCOUNT = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})\.json$")
 _CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls\.json$")
 _CALL = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls/(?P<sid>[^/]+)\.json$")
 _CALL_RECORDINGS = re.compile(
@@ -142,6 +146,7 @@ class FakeTwilioRest:
         self.recordings: dict[str, FakeRecording] = {}
         self.deleted_recordings: set[str] = set()
         self.refused_numbers: dict[str, int] = {}
+        self.account_status = "active"  # Twilio's account states: active, suspended, closed
         self._scripted: list[ScriptedError] = []
         self._lock = threading.Lock()
 
@@ -214,6 +219,10 @@ class FakeTwilioRest:
             if self._scripted:
                 scripted = self._scripted.pop(0)
                 return _error(scripted.status, scripted.code, scripted.message)
+            if (match := _ACCOUNT.match(path)) and method.upper() == "GET":
+                if match.group("account") != self.account_sid:
+                    return _error(404, 20404, f"The requested resource {path} was not found")
+                return 200, self._account_json()
             if match := _CALL_RECORDINGS.match(path):
                 if match.group("account") != self.account_sid:
                     return _error(403, 20003, "Account mismatch")
@@ -239,6 +248,17 @@ class FakeTwilioRest:
                 if method.upper() == "GET":
                     return 200, self._call_json(call)
             return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def _account_json(self) -> dict[str, Any]:
+        return {
+            "sid": self.account_sid,
+            "owner_account_sid": self.account_sid,
+            "friendly_name": "Test account",
+            "status": self.account_status,
+            "type": "Full",
+            "auth_token": self.auth_token,  # Twilio returns it to the account itself; a client must never show it
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}.json",
+        }
 
     def _create(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         to = _first(form, "To")

@@ -1,8 +1,10 @@
 """The two variants of the CDK app the infrastructure tests synthesize, and how (conftest.py shares them per session).
 
-* `cloudfront_stack`: the out-of-the-box deployment, only defaults (CloudFront in front of the load balancer).
-* `custom_domain_stack`: every context key set to a non-default value: custom domain, Twilio number wiring, alarm
-  e-mail, x86_64, other scaling numbers, another region and stack name.
+* `cloudfront_stack`: a team's first deploy: defaults (CloudFront in front of the load balancer, the repository's
+  `profiles/`) with `wireNumbers=false`, as `make deploy`'s first pass runs it while the secrets hold placeholders.
+* `custom_domain_stack`: every context key set to a non-default value: custom domain, a `profilesDir` of two
+  receptionist profiles with three numbers (all wired), alarm e-mail, x86_64, other scaling numbers, another region
+  and stack name.
 
 Asset staging is off in tests (`aws:cdk:disable-asset-staging`): the templates are identical, but the 50 MB
 dependency layer is not copied into every test's cloud assembly.
@@ -22,8 +24,10 @@ from infra.application import build_app
 from infra.stack import PhoneAgentStack
 
 TEST_ONLY_CONTEXT = {"aws:cdk:disable-asset-staging": True}
+# bistro.toml (+15551230001, the fallback line, 2400 s calls) and dentist.toml (+15551230002, +15551230003).
+TWO_PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
-CLOUDFRONT_CONTEXT: dict[str, Any] = {"region": "us-east-1"}
+CLOUDFRONT_CONTEXT: dict[str, Any] = {"region": "us-east-1", "wireNumbers": False}
 
 CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "stackName": "VoiceAgentProd",
@@ -31,11 +35,9 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "domainName": "voice.example.com",
     "hostedZoneId": "Z0123456789ABCDEFGHIJ",
     "hostedZoneName": "example.com",
-    "twilioPhoneNumber": "+15551230001",
-    "humanTransferNumber": "+15551239999",
+    "profilesDir": str(TWO_PROFILES_DIR),
     "alarmEmail": "ops@example.com",
     "architecture": "x86_64",
-    "maxCallSeconds": 2400,
     "callsPerTask": 15,
     "relayMinTasks": 3,
     "relayMaxTasks": 12,
@@ -44,10 +46,7 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "maxConcurrentCalls": 120,
     "natGateways": 2,
     "greetingLatencyAlarmMs": 800,
-    "businessApiBase": "https://bookings.example.com/api",
-    "openaiVoice": "cedar",
     "answeringMachineDetection": "hangup",
-    "dtmfTransferDigit": "0",
     "apiWafRequestsPerIp": 900,
     "maxLiveCallsPerCaller": 3,
     "maxLiveWithheldCalls": 0,
@@ -62,7 +61,6 @@ CUSTOM_DOMAIN_CONTEXT: dict[str, Any] = {
     "maskCallerDigits": False,
     "callAnalysis": False,
     "analysisModel": "gpt-5",
-    "callRecording": True,
 }
 
 

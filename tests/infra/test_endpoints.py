@@ -99,7 +99,14 @@ def test_a_prefix_list_id_from_context_replaces_the_deploy_time_lookup():
     stack = Stack(app, "EndpointProbe", env=Environment(region="us-east-1"))
     settings = DeploySettings.model_validate({"cloudFrontPrefixListId": "pl-3b927c52", "region": "us-east-1"})
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
-    endpoint = RelayEndpoint(stack, "Endpoint", settings=settings, vpc=vpc, access_logs_bucket=s3.Bucket(stack, "Logs"))
+    endpoint = RelayEndpoint(
+        stack,
+        "Endpoint",
+        settings=settings,
+        vpc=vpc,
+        access_logs_bucket=s3.Bucket(stack, "Logs"),
+        deregistration_delay_seconds=1860,
+    )
     template = dict(Template.from_stack(stack).to_json())
     assert not [r for r in template["Resources"].values() if r["Type"] == "Custom::AWS"]
     group_id = stack.get_logical_id(endpoint.security_group.node.default_child)  # type: ignore[arg-type]

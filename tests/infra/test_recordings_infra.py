@@ -1,5 +1,5 @@
 """Recordings as synthesized: the signed route and its least-privilege role, the lifecycle rule of the recordings
-prefix, and one context key turning recording on for the relay (the announcement) and the Lambdas alike."""
+prefix. Whether a line records is its receptionist profile's `recording.enabled` (published with the profiles)."""
 
 from __future__ import annotations
 
@@ -43,18 +43,3 @@ def test_recordings_expire_by_their_own_rule(cloudfront_stack: Synthesized, cust
         [rule] = rules
         assert rule["Prefix"] == "recordings/"
         assert rule["ExpirationInDays"] == days
-
-
-def test_one_context_key_turns_recording_on_for_the_relay_and_the_lambdas(
-    cloudfront_stack: Synthesized, custom_domain_stack: Synthesized
-):
-    for stack, expected in ((cloudfront_stack, "false"), (custom_domain_stack, "true")):
-        functions = [stack.logical_id(f) for f in stack.stack.api.functions.values()]
-        for function in functions:
-            variables = stack.json["Resources"][function]["Properties"]["Environment"]["Variables"]
-            assert variables["CALL_RECORDING_ENABLED"] == expected
-        [task] = stack.resources("AWS::ECS::TaskDefinition").values()
-        environment = {
-            e["Name"]: e["Value"] for c in task["Properties"]["ContainerDefinitions"] for e in c.get("Environment", [])
-        }
-        assert environment["CALL_RECORDING_ENABLED"] == expected

@@ -37,7 +37,7 @@ def test_target_group_checks_healthz_and_drains_longer_than_the_longest_call(any
     assert target_group["Port"] == 8080
     assert target_group["TargetType"] == "ip"
     attributes = {a["Key"]: a["Value"] for a in target_group["TargetGroupAttributes"]}
-    max_call = int(any_stack.context.get("maxCallSeconds", 1800))
+    max_call = any_stack.stack.profiles.longest_call_seconds  # the longest call any receptionist profile allows
     delay = int(attributes["deregistration_delay.timeout_seconds"])
     assert max_call < delay <= 3600
     assert container_environment(any_stack)["MAX_CALL_SECONDS"] == str(max_call)
@@ -81,18 +81,6 @@ def test_readiness_the_target_group_and_the_grace_period_agree(any_stack: Synthe
     service = any_stack.only("AWS::ECS::Service")["Properties"]
     assert service["HealthCheckGracePeriodSeconds"] >= deadline + to_healthy
     assert target_group["HealthCheckTimeoutSeconds"] < target_group["HealthCheckIntervalSeconds"]
-
-
-def test_relay_settings_follow_the_context(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
-    default = container_environment(cloudfront_stack)
-    custom = container_environment(custom_domain_stack)
-    assert "HUMAN_TRANSFER_NUMBER" not in default
-    assert "OPENAI_VOICE" not in default
-    assert custom["HUMAN_TRANSFER_NUMBER"] == "+15551239999"
-    assert custom["BUSINESS_API_BASE"] == "https://bookings.example.com/api"
-    assert custom["OPENAI_VOICE"] == "cedar"
-    assert custom["DTMF_TRANSFER_DIGIT"] == "0"
-    assert "DTMF_TRANSFER_DIGIT" not in default
 
 
 def test_task_runs_on_the_chosen_architecture_and_size(cloudfront_stack: Synthesized, custom_domain_stack: Synthesized):
@@ -158,19 +146,52 @@ def test_task_role_data_access_is_exact(any_stack: Synthesized):
         "ecs:UpdateTaskProtection",
         "ecs:GetTaskProtection",
         "execute-api:Invoke",
-    }
+    } | ({"secretsmanager:GetSecretValue"} if any_stack.stack.profiles.business_api_secrets else set())
+
+
+def test_task_role_reads_only_the_business_api_credentials_its_profiles_name(
+    cloudfront_stack: Synthesized, custom_domain_stack: Synthesized
+):
+    role = custom_domain_stack.logical_id(custom_domain_stack.stack.relay.task_role)
+    statements = statements_of_role(custom_domain_stack, role)
+    [credentials] = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert as_list(credentials["Action"]) == ["secretsmanager:GetSecretValue"]
+    [arn] = as_list(credentials["Resource"])
+    assert str(arn["Fn::Join"][1][-1]).endswith(":secret:harbor-bistro/booking-api-??????")
+    # A deployment whose profiles name no credentials reads no secret at all.
+    plain = actions_of_role(cloudfront_stack, cloudfront_stack.logical_id(cloudfront_stack.stack.relay.task_role))
+    assert "secretsmanager:GetSecretValue" not in plain
 
 
 def test_task_role_touches_only_call_items_and_its_own_fleet_attributes(any_stack: Synthesized):
     """The internet-facing relay may read and write call records, turns, bookings and caller profiles (by partition
-    key), and in the fleet's partition only update its heartbeat and the seat counter: never the health mark."""
+    key), read the receptionist profiles (never write them) and give back a line's seat, and in the fleet's partition
+    only update its heartbeat and the seat counter: never the health mark."""
     statements = statements_of_role(any_stack, any_stack.logical_id(any_stack.stack.relay.task_role))
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
     table_id = any_stack.logical_id(any_stack.stack.storage.table)
-    assert len(dynamodb) == 2
+    assert len(dynamodb) == 4
     for statement in dynamodb:
         assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}]  # no index, no other table
         assert "Condition" in statement  # no unconditioned access to the table at all
+    (profiles,) = [s for s in dynamodb if s.get("Sid") == "ReadProfiles"]
+    assert as_list(profiles["Action"]) == ["dynamodb:GetItem"]
+    assert profiles["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RECEPTIONISTS", "RECEPTIONIST#*"]}
+    }
+    dynamodb.remove(profiles)
+    # A call of a business line gives back the line's seat with the fleet's: that counter's attributes only.
+    (line_seats,) = [s for s in dynamodb if s.get("Sid") == "LineSeats"]
+    assert as_list(line_seats["Action"]) == ["dynamodb:UpdateItem"]
+    assert line_seats["Condition"]["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["RECEPTIONIST#*"]}
+    line_attributes = set(line_seats["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert line_attributes == {"pk", "sk", "active", "version", "changed_at"}  # never a profile's document
+    assert line_seats["Condition"]["StringEqualsIfExists"]["dynamodb:ReturnValues"] == [
+        "NONE",
+        "UPDATED_OLD",
+        "UPDATED_NEW",
+    ]
+    dynamodb.remove(line_seats)
     items, fleet = sorted(dynamodb, key=lambda s: len(as_list(s["Action"])), reverse=True)
     assert items["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["CALL#*", "CALLER#*", "BOOKING#*"]}

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from infra.application import CDK_JSON, build_app, cdk_json_context, deploy_profiles
+from callcore.profiles import Profile
+from infra.application import CDK_JSON, build_app, cdk_json_context
 from infra.constants import Output
-from infra.settings import Architecture, ContextError, DeploySettings
+from infra.profiles import DeployedProfiles
+from infra.settings import RETIRED_CONTEXT_KEYS, Architecture, ContextError, DeploySettings
 
 
 def settings(context: dict[str, Any], environ: dict[str, str] | None = None) -> DeploySettings:
@@ -25,9 +27,8 @@ def test_defaults_make_the_out_of_the_box_deployment():
     assert defaults.region == "us-east-1"
     assert defaults.architecture is Architecture.ARM64
     assert not defaults.custom_domain
-    assert defaults.twilio_phone_number is None
-    assert defaults.max_call_seconds == 1800
-    assert defaults.deregistration_delay_seconds > defaults.max_call_seconds
+    assert defaults.wire_numbers
+    assert defaults.profiles_dir is None  # the repository's profiles/
     assert (defaults.calls_per_task, defaults.relay_min_tasks, defaults.relay_max_tasks) == (20, 2, 10)
 
 
@@ -41,14 +42,14 @@ def test_every_context_key_is_documented():
 def test_cli_strings_are_coerced_and_aliases_accepted():
     parsed = settings(
         {
-            "maxCallSeconds": "900",
+            "wireNumbers": "false",
             "architecture": "AMD64",
             "domainName": "Voice.Example.COM.",
             "hostedZoneId": "Z0123456789ABCDEFGHIJ",
             "hostedZoneName": "example.com",
         }
     )
-    assert parsed.max_call_seconds == 900
+    assert parsed.wire_numbers is False
     assert parsed.architecture is Architecture.X86_64
     assert parsed.domain_name == "voice.example.com"
     assert parsed.custom_domain
@@ -63,8 +64,6 @@ def test_region_comes_from_the_cli_profile_then_the_sdk_environment():
 @pytest.mark.parametrize(
     ("context", "key", "hint"),
     [
-        ({"twilioPhoneNumber": "555-1234"}, "twilioPhoneNumber", "E.164"),
-        ({"humanTransferNumber": "+0123"}, "humanTransferNumber", "E.164"),
         ({"domainName": "voice.example.com"}, "(context)", "hostedZoneId"),
         (
             {
@@ -80,7 +79,6 @@ def test_region_comes_from_the_cli_profile_then_the_sdk_environment():
             "hostedZoneId",
             "hosted zone ID",
         ),
-        ({"maxCallSeconds": 4000}, "maxCallSeconds", "less than or equal"),
         ({"relayMinTasks": 5, "relayMaxTasks": 2}, "(context)", "relayMaxTasks"),
         ({"relayCpu": 1000}, "relayCpu", "one of"),
         ({"relayCpu": 256, "relayMemoryMiB": 4096}, "(context)", "relayMemoryMiB"),
@@ -88,12 +86,9 @@ def test_region_comes_from_the_cli_profile_then_the_sdk_environment():
         ({"natGateways": 3}, "natGateways", "less than or equal"),
         ({"cloudFrontPrefixListId": "sg-123"}, "cloudFrontPrefixListId", "prefix list"),
         ({"alarmEmail": "ops"}, "alarmEmail", "e-mail"),
-        ({"businessApiBase": "http://bookings.example.com"}, "businessApiBase", "https"),
         ({"openaiRealtimeUrl": "https://api.openai.com/v1/realtime"}, "openaiRealtimeUrl", "wss"),
         ({"region": "Europe"}, "region", "pattern"),
         ({"stackName": "1bad"}, "stackName", "pattern"),
-        ({"dtmfTransferDigit": "00"}, "dtmfTransferDigit", "pattern"),
-        ({"dtmfTransferDigit": "0"}, "(context)", "dtmfTransferDigit needs humanTransferNumber"),
     ],
 )
 def test_a_bad_value_fails_naming_its_key(context, key, hint):
@@ -103,9 +98,23 @@ def test_a_bad_value_fails_naming_its_key(context, key, hint):
     assert any(problem.startswith(f"{key}:") and hint in problem for problem in problems), problems
 
 
-def test_build_app_refuses_a_bad_number_before_building_anything():
-    with pytest.raises(ContextError, match="twilioPhoneNumber"):
-        build_app({"twilioPhoneNumber": "call me"})
+@pytest.mark.parametrize(("key", "profile_key"), sorted(RETIRED_CONTEXT_KEYS.items()))
+def test_a_retired_context_key_fails_naming_the_profile_key_to_use_instead(key, profile_key):
+    with pytest.raises(ContextError) as raised:
+        build_app({key: "+15551230001"})
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{key}: retired")
+    assert f"`{profile_key}`" in problem
+    assert "profiles/<id>.toml" in problem
+
+
+def test_every_retired_context_key_names_a_key_the_profile_model_has():
+    for profile_key in RETIRED_CONTEXT_KEYS.values():
+        model: Any = Profile
+        for part in profile_key.split("."):
+            assert part in model.model_fields, profile_key
+            model = model.model_fields[part].annotation
+            model = next((arg for arg in getattr(model, "__args__", ()) if arg is not type(None)), model)
 
 
 def test_cdk_json_carries_the_feature_flags_and_runs_the_venv_python():
@@ -121,6 +130,8 @@ def test_the_deploy_guide_names_every_context_key_and_output():
     guide = (CDK_JSON.parent / "infra" / "DEPLOY.md").read_text()
     assert [key for key in DeploySettings.context_keys() if f"`{key}`" not in guide] == []
     assert [output.value for output in Output if f"`{output.value}`" not in guide] == []
+    retired = [f"| `{key}` | `{profile_key}`" for key, profile_key in RETIRED_CONTEXT_KEYS.items()]
+    assert [row for row in retired if row not in guide] == []
 
 
 def test_synth_validates_the_profiles_and_a_bad_one_stops_it_naming_file_and_key(tmp_path):
@@ -148,9 +159,31 @@ def test_synth_validates_the_profiles_and_a_bad_one_stops_it_naming_file_and_key
 def test_two_valid_profiles_pass_the_synth_check(tmp_path):
     good = (CDK_JSON.parent / "profiles" / "example.toml").read_text()
     (tmp_path / "bistro.toml").write_text(good)
-    (tmp_path / "dental.toml").write_text(good.replace("+15550100000", "+15550100123"))
-    loaded = deploy_profiles(settings({"profilesDir": str(tmp_path)}))
+    dental = good.replace("+15550100000", "+15550100123").replace("answers_unknown_numbers = true", "")
+    (tmp_path / "dental.toml").write_text(dental)
+    loaded = DeployedProfiles.read(settings({"profilesDir": str(tmp_path)}).profiles_dir).loaded
     assert [(item.profile_id, item.profile.numbers) for item in loaded] == [
         ("bistro", ["+15550100000"]),
         ("dental", ["+15550100123"]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("dental", "message"),
+    [
+        ("limits", "key limits.max_call_seconds: 3600 is more than a deployed call may last (3540"),
+        ("same number", "key numbers: +15550100000 is already answered by profile 'bistro'"),
+    ],
+)
+def test_profiles_the_deployment_cannot_serve_stop_the_synth_naming_file_and_key(tmp_path, dental, message):
+    good = (CDK_JSON.parent / "profiles" / "example.toml").read_text().replace("answers_unknown_numbers = true", "")
+    (tmp_path / "bistro.toml").write_text(good)
+    if dental == "limits":
+        (tmp_path / "dental.toml").write_text(
+            good.replace("+15550100000", "+15550100123").replace("max_call_seconds = 1800", "max_call_seconds = 3600")
+        )
+    else:
+        (tmp_path / "dental.toml").write_text(good)
+    with pytest.raises(ContextError) as caught:
+        build_app({"profilesDir": str(tmp_path)})
+    assert f"profilesDir: {tmp_path / 'dental.toml'}: {message}" in str(caught.value)

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     import aiohttp
 
     from callcore.store import CallStore
+    from relay.line import LineSettings
     from relay.settings import RelaySettings
+    from relay.tools.booking_quota import BookingQuota
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class ToolContext:
     settings: RelaySettings
     http: aiohttp.ClientSession
     clock: Callable[[], datetime] = field(default=utc_now)  # aware UTC "now"; tests pin it
+    line: LineSettings | None = None  # the call's line; None = the environment's (RelaySettings)
+    quota: BookingQuota | None = None  # the line's caps on bookings; None = no caps
+
+    @property
+    def human_transfer_number(self) -> str | None:
+        return self.line.human_transfer_number if self.line is not None else self.settings.human_transfer_number
 
 
 class ToolError(Exception):

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from relay.tools.base import Tool, ToolContext, ToolError, ToolOutcome
 from relay.tools.booking_backends import BookingBackend, BookingDetails, SlotUnavailable
+from relay.tools.booking_quota import QuotaRefusal
 from relay.tools.hours import DATE_PATTERN, parse_day
 from relay.tools.schedule import OpeningSchedule, weekday_name
 
@@ -49,10 +50,11 @@ def nearest(slots: list[str], wanted: str, count: int = NEAREST_ALTERNATIVES) ->
 
 
 class BookingRules:
-    """The calendar rules shared by both tools, in the business's time zone."""
+    """The calendar rules shared by both tools, in the business's time zone, and the line's largest party."""
 
-    def __init__(self, schedule: OpeningSchedule) -> None:
+    def __init__(self, schedule: OpeningSchedule, *, max_party_size: int | None = None) -> None:
         self.schedule = schedule
+        self.max_party_size = max_party_size
 
     def bookable_day(self, text: str, ctx: ToolContext) -> tuple[date, datetime]:
         day = parse_day(text)
@@ -151,12 +153,32 @@ class BookAppointment(Tool[BookAppointmentArgs]):
         day, local_now = self.rules.bookable_day(args.date, ctx)
         if not self.rules.future_only([args.time], day, local_now):
             raise ToolError(f"{args.time} today has already passed. Offer a later time or another day.")
+        largest = self.rules.max_party_size
+        if largest is not None and args.party_size > largest:
+            return ToolOutcome(
+                output={
+                    "booked": False,
+                    "reason": "party_too_large",
+                    "max_party_size": largest,
+                    "say": f"Bookings are for at most {largest} people. Tell the caller, and offer to transfer them "
+                    "or take a message for a larger group.",
+                }
+            )
         details = BookingDetails(
             name=args.name.strip(), day=day, time=args.time, party_size=args.party_size, notes=args.notes.strip()
         )
+        place = await ctx.quota.take(ctx.clock()) if ctx.quota is not None else None
+        if isinstance(place, QuotaRefusal):
+            return ToolOutcome(output={"booked": False, "reason": place.reason, "limit": place.limit, "say": place.say})
         try:
             booking_id = await self.backend.book(details, ctx)
-        except SlotUnavailable as refusal:
+        except (SlotUnavailable, ToolError) as failure:
+            # Known not to be booked: the place goes back. (A timeout keeps it: the booking may have been made.)
+            if place is not None and ctx.quota is not None:
+                await ctx.quota.give_back(place)
+            if not isinstance(failure, SlotUnavailable):
+                raise
+            refusal = failure
             free = self.rules.future_only(await self.backend.available_slots(day, ctx), day, local_now)
             return ToolOutcome(
                 output={

@@ -1,4 +1,5 @@
-"""Where bookings live: the business's own REST API when BUSINESS_API_BASE is set, else the call table.
+"""Where bookings live: the business's own REST API when the line has one (a profile's `business_api`, else
+BUSINESS_API_BASE), else the call table. A profile's API requests carry its credentials header (`CredentialsHeader`).
 
 The business API contract (documented in the README):
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from callcore.models import Booking
 from callcore.store import SlotTaken
 from relay.tools.base import ToolContext, ToolError
+from relay.tools.credentials import CredentialsHeader
 from relay.tools.schedule import OpeningSchedule
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def new_confirmation_code(length: int = 6) -> str:
 
 
 class LocalBookingStore:
-    """Bookings in the call table: 30-minute slots inside the opening hours, one booking per slot."""
+    """Bookings in the call table: the line's slots inside its opening hours, one booking per slot."""
 
     def __init__(self, schedule: OpeningSchedule) -> None:
         self.schedule = schedule
@@ -121,13 +123,18 @@ def _normalise_slot(text: str) -> str | None:
 class BusinessApiBookings:
     """Client of the business's booking API (see the module docstring for the contract)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, credentials: CredentialsHeader | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+
+    async def _headers(self) -> dict[str, str]:
+        return await self._credentials.headers() if self._credentials is not None else {}
 
     async def available_slots(self, day: date, ctx: ToolContext) -> list[str]:
         url = f"{self.base_url}/availability"
+        headers = await self._headers()
         try:
-            async with ctx.http.get(url, params={"date": day.isoformat()}) as response:
+            async with ctx.http.get(url, params={"date": day.isoformat()}, headers=headers) as response:
                 if response.status != 200:
                     logger.warning("business API availability answered %s on call %s", response.status, ctx.call_sid)
                     raise ToolError(_UNAVAILABLE)
@@ -154,8 +161,9 @@ class BusinessApiBookings:
             # The business needs a way to reach the caller about the booking; this is its own system.
             "caller_number": ctx.caller_number,
         }
+        headers = await self._headers()
         try:
-            async with ctx.http.post(f"{self.base_url}/bookings", json=payload) as response:
+            async with ctx.http.post(f"{self.base_url}/bookings", json=payload, headers=headers) as response:
                 if response.status == 409:
                     raise SlotUnavailable("slot_taken")
                 if response.status in (400, 422):

@@ -33,7 +33,7 @@ class TransferToHuman(Tool[TransferArgs]):
     async def run(self, args: TransferArgs, ctx: ToolContext) -> ToolOutcome:
         settings = ctx.settings
         # The hand-off needs both a number to ring and the call-control API that redirects the live call.
-        if not settings.human_transfer_number or not settings.call_control_url:
+        if not ctx.human_transfer_number or not settings.call_control_url:
             return ToolOutcome(
                 output={
                     "transferring": False,

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from relay.line import LineSettings
 from relay.tools.base import Tool, ToolContext, ToolError, ToolOutcome, error_outcome
 from relay.tools.booking import BookAppointment, BookingRules, CheckAvailability
 from relay.tools.booking_backends import BookingBackend, BusinessApiBookings, LocalBookingStore
 from relay.tools.call_tools import EndCall, TransferToHuman
+from relay.tools.credentials import CredentialsHeader, SecretValues
 from relay.tools.hours import GetBusinessHours
-from relay.tools.schedule import OpeningSchedule
+from relay.tools.schedule import SLOT_MINUTES, OpeningSchedule
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -49,23 +51,37 @@ class ToolRegistry:
 
     @classmethod
     def default(cls, settings: RelaySettings) -> ToolRegistry:
-        """The product's tools. Opening hours are parsed here, once per process."""
-        schedule = OpeningSchedule(settings.weekly_hours, settings.timezone)
+        """The product's tools on the environment's line. Opening hours are parsed here, once per process."""
+        return cls.for_line(LineSettings.from_environment(settings), SecretValues())
+
+    @classmethod
+    def for_line(cls, line: LineSettings, secrets: SecretValues) -> ToolRegistry:
+        """The tools a line enables, on its hours, holidays, slot length, party size and business API."""
+        booking = line.booking
+        schedule = OpeningSchedule(
+            line.weekly_hours,
+            line.timezone,
+            holidays=line.holidays,
+            slot_minutes=booking.slot_minutes if booking else SLOT_MINUTES,
+        )
+        api = line.business_api
         backend: BookingBackend = (
-            BusinessApiBookings(settings.business_api_base)
-            if settings.business_api_base
+            BusinessApiBookings(
+                api.base_url,
+                CredentialsHeader(api.credentials_secret, api.header, secrets) if api.credentials_secret else None,
+            )
+            if api
             else LocalBookingStore(schedule)
         )
-        rules = BookingRules(schedule)
-        return cls(
-            [
-                GetBusinessHours(schedule),
-                CheckAvailability(rules, backend),
-                BookAppointment(rules, backend),
-                TransferToHuman(),
-                EndCall(),
-            ]
-        )
+        rules = BookingRules(schedule, max_party_size=booking.max_party_size if booking else None)
+        tools: list[Tool[Any]] = [
+            GetBusinessHours(schedule),
+            CheckAvailability(rules, backend),
+            BookAppointment(rules, backend),
+            TransferToHuman(),
+            EndCall(),
+        ]
+        return cls([tool for tool in tools if tool.name in line.tools])
 
     @property
     def names(self) -> list[str]:

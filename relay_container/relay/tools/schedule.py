@@ -1,5 +1,6 @@
 """Opening hours in the business's own time zone: is it open now, when does it close, when does it next open, and
-which appointment slots a day has. Built once from the settings' `WeeklyHours` and time zone."""
+which appointment slots a day has. Built once per line from its `WeeklyHours`, holidays (closed all day), time zone
+and slot length."""
 
 from __future__ import annotations
 
@@ -41,9 +42,18 @@ class Opening:
 
 
 class OpeningSchedule:
-    def __init__(self, weekly: WeeklyHours, zone: ZoneInfo) -> None:
+    def __init__(
+        self,
+        weekly: WeeklyHours,
+        zone: ZoneInfo,
+        *,
+        holidays: frozenset[date] = frozenset(),
+        slot_minutes: int = SLOT_MINUTES,
+    ) -> None:
         self.weekly = weekly
         self.zone = zone
+        self.holidays = holidays
+        self.slot_minutes = slot_minutes
 
     @property
     def timezone_name(self) -> str:
@@ -53,6 +63,8 @@ class OpeningSchedule:
         return moment.astimezone(self.zone)
 
     def openings_on(self, day: date) -> list[Opening]:
+        if day in self.holidays:
+            return []
         return [Opening(day, _minutes(o), _minutes(c)) for o, c in self.weekly.intervals[day.weekday()]]
 
     def current_opening(self, local: datetime) -> Opening | None:
@@ -71,13 +83,13 @@ class OpeningSchedule:
         return None
 
     def slots_on(self, day: date) -> list[str]:
-        """Appointment start times (`HH:MM`, every 30 minutes) whose whole slot fits inside an opening."""
+        """Appointment start times (`HH:MM`, every `slot_minutes`) whose whole slot fits inside an opening."""
         slots: list[str] = []
         for opening in self.openings_on(day):
             start = opening.opens
-            while start + SLOT_MINUTES <= opening.closes:
+            while start + self.slot_minutes <= opening.closes:
                 slots.append(format_minutes(start))
-                start += SLOT_MINUTES
+                start += self.slot_minutes
         return slots
 
     def describe_week(self) -> str:

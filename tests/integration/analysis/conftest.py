@@ -16,7 +16,6 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from callcore.aws import dynamodb_client, reset_clients, s3_client
@@ -32,15 +31,6 @@ from tests.unit.lambdas.events import FakeLambdaContext
 OPENAI_KEY = "test-openai-key"
 STREAM_SECRET = "test-stream-token-secret"
 MAX_RECEIVES = 3  # the stack's maxReceiveCount
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

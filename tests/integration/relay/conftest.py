@@ -100,10 +100,11 @@ class Relay:
         create_record: bool = True,
         stir_verstat: str | None = FULL_ATTESTATION,
         seated: bool = False,
+        profile: tuple[str, str] | None = None,
         **kwargs: Any,
     ) -> FakeTwilioCall:
         """A call as the voice webhook left it: its record (inbound calls fully attested unless told otherwise), and
-        with `seated` its agent seat taken in the admission transaction."""
+        with `seated` its agent seat taken in the admission transaction; `profile` = (id, version) of its line."""
         call_sid = call_sid or "CA" + uuid.uuid4().hex
         if create_record:
             record = CallRecord(
@@ -113,6 +114,8 @@ class Relay:
                 to_number="+15559870002",
                 stir_verstat=stir_verstat if direction is CallDirection.INBOUND else None,
                 stream_token_expiry=int(time.time()) + 120 if seated else None,
+                profile_id=profile[0] if profile else None,
+                profile_version=profile[1] if profile else None,
             )
             if seated:
                 self.storage.store.admit_call(record, max_active=100)

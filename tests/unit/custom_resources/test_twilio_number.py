@@ -237,7 +237,7 @@ def test_physical_id_too_long_for_cloudformation_is_refused():
 
 def test_credentials_reject_the_placeholder_naming_the_secret():
     placeholder = "REPLACE_ME: aws secretsmanager put-secret-value (see infra/DEPLOY.md)"
-    with pytest.raises(SettingsError, match="TWILIO_ACCOUNT_SID"):
+    with pytest.raises(SettingsError, match=r"TWILIO_ACCOUNT_SID.*wireNumbers=false"):
         TwilioCredentials.from_env({"TWILIO_ACCOUNT_SID": placeholder, "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
 
 

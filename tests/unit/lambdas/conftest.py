@@ -190,7 +190,8 @@ def make_call(aws: Aws) -> MakeCall:
             **fields,
         )
         if admitted:  # as the voice webhook admits a call: the record and its seat in one transaction
-            assert aws.store.admit_call(record, max_active=10_000, max_caller_live=10) is SeatResult.TAKEN
+            taken = aws.store.admit_call(record, max_active=10_000, max_caller_live=10, max_line_active=10_000)
+            assert taken is SeatResult.TAKEN
         else:
             aws.store.create_call(record)
         return record

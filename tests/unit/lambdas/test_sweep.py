@@ -223,6 +223,26 @@ def test_a_counter_below_the_records_is_corrected_upwards(aws, make_call, twilio
     assert aws.store.active_calls() == 2
 
 
+def test_a_drifted_line_seat_counter_is_corrected_from_the_records(aws, make_call, twilio):
+    bistro = {"profile_id": "bistro", "profile_version": "0123456789abcdef"}
+    live = _streamed(aws, make_call, ago=timedelta(minutes=1), **bistro)
+    _streamed(aws, make_call, ago=timedelta(minutes=1), profile_id="clinic", profile_version="0123456789abcdef")
+    ended = _streamed(aws, make_call, ago=timedelta(minutes=1), **bistro)
+    # A seat given back without the line's: the bistro's counter says 2, its records hold 1.
+    aws.store.client.update_item(
+        TableName=aws.store.table_name,
+        Key={"pk": {"S": f"CALL#{ended.call_sid}"}, "sk": {"S": "RECORD"}},
+        UpdateExpression="SET seat_released_at = :at",
+        ExpressionAttributeValues={":at": {"S": datetime.now(UTC).isoformat()}},
+    )
+
+    run_sweep()
+
+    assert (aws.store.active_calls("bistro"), aws.store.active_calls("clinic")) == (1, 1)
+    assert aws.store.release_seat(live.call_sid)
+    assert aws.store.active_calls("bistro") == 0
+
+
 def test_the_counter_is_not_recounted_while_seats_are_moving(aws, make_call, monkeypatch):
     monkeypatch.setattr(reconcile, "INDEX_SETTLE", timedelta(seconds=10))
     aws.store.adjust_active_calls(+1)  # moved just now: the index may not show the record that moved it yet

@@ -11,8 +11,10 @@ from tests.unit.lambdas.events import (
     HUMAN_NUMBER,
     new_call_sid,
     parse_twiml,
+    text,
     twilio_event,
 )
+from tests.unit.lambdas.lines import CLINIC_HUMAN, CLINIC_NUMBER, bistro, clinic, publish
 
 WHISPER = "/twilio/whisper"
 FALLBACK = "/twilio/fallback"
@@ -87,6 +89,23 @@ def test_fallback_without_a_human_line_apologises(aws, invoke, monkeypatch):
     monkeypatch.delenv("HUMAN_TRANSFER_NUMBER")
     answer = invoke(fallback.handler, twilio_event(FALLBACK, fallback_params()))
     assert [child.tag for child in parse_twiml(answer.body)] == ["Say", "Hangup"]
+
+
+def test_fallback_dials_the_human_line_of_the_numbers_profile(aws, invoke):
+    publish(bistro(), clinic())
+    inbound = {**fallback_params(), "To": CLINIC_NUMBER}
+    outbound = {**fallback_params(), "From": CLINIC_NUMBER, "To": "+15005550177", "Direction": "outbound-api"}
+
+    for params in (inbound, outbound):
+        answer = invoke(fallback.handler, twilio_event(FALLBACK, params))
+        assert text(parse_twiml(answer.body), "./Dial") == CLINIC_HUMAN
+
+
+def test_fallback_dials_the_settings_human_line_when_the_profiles_cannot_be_read(aws, invoke):
+    aws.store.client.delete_table(TableName=aws.store.table_name)  # DynamoDB is why the voice URL failed
+    answer = invoke(fallback.handler, twilio_event(FALLBACK, fallback_params()))
+    assert answer.status == 200
+    assert text(parse_twiml(answer.body), "./Dial") == HUMAN_NUMBER
 
 
 def test_fallback_checks_the_signature(aws, invoke):

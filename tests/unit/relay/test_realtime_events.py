@@ -9,6 +9,7 @@ from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from relay import realtime
+from relay.line import LineSettings
 from relay.settings import RelaySettings
 
 CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
@@ -29,7 +30,11 @@ def _tools() -> list[dict[str, Any]]:
 def test_session_update_is_ga_pcmu_both_ways(relay_env: dict[str, str], detection: str) -> None:
     relay_env["TURN_DETECTION"] = detection
     settings = RelaySettings.from_env(relay_env)
-    event = realtime.session_update(realtime.session_config(settings, instructions="Be brief.", tools=_tools()))
+    event = realtime.session_update(
+        realtime.session_config(
+            settings, LineSettings.from_environment(settings), instructions="Be brief.", tools=_tools()
+        )
+    )
     parsed = CLIENT_EVENT.validate_python(event)
     assert parsed.type == "session.update"
     audio = event["session"]["audio"]

@@ -1,0 +1,7 @@
+"""`python -m deploy` (what `make deploy` runs)."""
+
+import sys
+
+from deploy.command import main
+
+sys.exit(main())
