@@ -65,8 +65,8 @@ call: $(INSTALLED) ## the main job: one complete phone call through every part, 
 	$(PY) -m local.call --profile $(or $(PROFILE),profiles/example.toml)
 
 PORT ?= 8765
-phone: $(INSTALLED) ## the softphone: the local stack and a page on http://127.0.0.1:$(PORT) to talk to the agent (PROFILE)
-	$(PY) -m local.phone --port $(PORT) $(if $(PROFILE),--profile $(PROFILE))
+phone: $(INSTALLED) ## the softphone: the local stack and a page on http://127.0.0.1:$(PORT) to talk to the agent (PROFILE=path)
+	$(PY) -m local.phone --port $(PORT) --profile $(or $(PROFILE),profiles/example.toml)
 
 profiles: $(INSTALLED) ## validate every receptionist profile in profiles/ and print its effective settings
 	$(PY) -m callcore.profiles

@@ -1,6 +1,6 @@
 """`make phone`: the local stack and the softphone page on http://127.0.0.1:PORT (loopback only).
 
-    python -m local.phone [--port 8765] [--profile example] [--model auto|openai|spoken|scripted]
+    python -m local.phone [--port 8765] [--profile PATH] [--model auto|openai|spoken|scripted]
 
 auto: the real OpenAI Realtime when OPENAI_API_KEY is set, else the local offline voice model (else the scripted one).
 """
@@ -16,7 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from callcore.profiles import DEFAULT_PROFILES_DIR, ProfileError, load_profile
+from callcore.profiles import DEFAULT_PROFILES_DIR, ProfileError
 from local.phone.server import create_phone_app
 from local.stack import ModelKind, StackOptions, local_stack
 
@@ -27,20 +27,10 @@ MODEL_DESCRIPTIONS = {
 }
 
 
-def stack_options(profile_id: str, model: ModelKind) -> StackOptions:
-    """The stack set up as the profile's business line. Raises ProfileError."""
-    loaded = load_profile(DEFAULT_PROFILES_DIR / f"{profile_id}.toml")
-    profile = loaded.profile
-    defaults = StackOptions()
-    return StackOptions(
-        model=model,
-        business_name=profile.business_name,
-        business_timezone=profile.timezone,
-        business_hours=profile.hours.weekly,
-        agent_number=profile.numbers[0] if profile.numbers else defaults.agent_number,
-        human_line=profile.transfer.human_number or defaults.human_line,
-        voice=profile.voice,
-    )
+def stack_options(profile_path: Path, model: ModelKind) -> StackOptions:
+    """The stack set up as the profile's business line, the profile published into the local call table as `cdk
+    deploy` publishes it (so `make call` and `make phone` run a profile the same way). Raises ProfileError."""
+    return StackOptions.for_profile(profile_path, model=model)
 
 
 def chosen_model(requested: str) -> ModelKind:
@@ -94,16 +84,21 @@ async def run(options: StackOptions, *, port: int, profile: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8765, help="the page's port on 127.0.0.1 (0: any free one)")
-    parser.add_argument("--profile", default="example", help=f"a receptionist profile in {DEFAULT_PROFILES_DIR}")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=DEFAULT_PROFILES_DIR / "example.toml",
+        help="the receptionist profile the page's calls reach (a profiles/<id>.toml file)",
+    )
     parser.add_argument("--model", choices=["auto", "openai", "spoken", "scripted"], default="auto")
     args = parser.parse_args(argv)
     model = chosen_model(args.model)
     try:
         options = stack_options(args.profile, model)
     except (ProfileError, FileNotFoundError) as error:
-        raise SystemExit(f"profile {args.profile!r}: {error}") from None
+        raise SystemExit(f"profile {args.profile}: {error}") from None
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while the stack is still starting
-        asyncio.run(run(options, port=args.port, profile=Path(args.profile).stem))
+        asyncio.run(run(options, port=args.port, profile=args.profile.stem))
     return 0
 
 

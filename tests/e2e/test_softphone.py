@@ -21,6 +21,7 @@ pytest.importorskip("pocketsphinx", reason="the speech parts (.[voice]) are not 
 from playwright.async_api import Page, async_playwright, expect
 
 from callcore.models import CallOutcome, CallStatus
+from callcore.profiles import DEFAULT_PROFILES_DIR
 from local.call import CALLER_VOICE
 from local.phone.__main__ import serve_phone, stack_options
 from tests.fakes.audio import mulaw_to_linear, silence
@@ -50,7 +51,7 @@ def spoken_question_wav(path: Path) -> Path:
 @pytest.fixture
 async def phone_page(tmp_path: Path) -> AsyncIterator[tuple[Page, str]]:
     question = spoken_question_wav(tmp_path / "question.wav")
-    options = stack_options("example", "spoken")
+    options = stack_options(DEFAULT_PROFILES_DIR / "example.toml", "spoken")
     async with serve_phone(options, port=0, profile="example") as (url, _), async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM),

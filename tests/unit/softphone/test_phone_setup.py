@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from callcore.models import ToolCall, TranscriptTurn, TurnRole
+from callcore.profiles import DEFAULT_PROFILES_DIR
 from local.phone.__main__ import chosen_model, stack_options
 from local.phone.server import turn_view
 
@@ -31,7 +32,7 @@ def test_asking_for_openai_without_a_key_stops_and_says_which_setting_is_missing
 
 
 def test_the_stack_answers_as_the_profiles_line() -> None:
-    options = stack_options("example", "spoken")
+    options = stack_options(DEFAULT_PROFILES_DIR / "example.toml", "spoken")
     assert (options.business_name, options.agent_number, options.business_timezone) == (
         "Harbor Bistro",
         "+15550100000",
