@@ -70,7 +70,8 @@ async def test_the_callers_digits_are_masked_in_the_stored_turns_and_transcript(
     archived = archive.read_transcript(call.call_sid, record.created_at)
     assert archived is not None
     assert [t.text for t in archived if t.role.value == "caller"] == [CARD_STORED]
-    assert "4111" not in str(archived)
+    # The digits as said, spaced or not (a bare "4111" can occur by chance in the ids and timestamps around them).
+    assert not any(leaked in str(archived) for leaked in ("4111 1111", "41111111"))
     assert_clean(relay)
 
 
