@@ -3,6 +3,7 @@ base class that ties a tool's pydantic arguments model to the function definitio
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,9 +99,12 @@ class Tool(ABC, Generic[ArgsT]):
         }
 
 
+@functools.cache
 def model_facing_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema of an arguments model, trimmed to what helps the model: no pydantic titles, optional fields
-    as their plain type (absent rather than null), no `default: null`."""
+    as their plain type (absent rather than null), no `default: null`. Built once per model: every call's
+    `session.update` carries it, and pydantic's schema generation showed in the relay's profile at admission. The
+    dict is shared: read it, never change it."""
     return _trim(model.model_json_schema())
 
 
