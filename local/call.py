@@ -214,7 +214,7 @@ async def run_call(
             scripted.caller_transcripts.extend(line.text for line in lines)
         say(f"calling {mask_phone(options.agent_number)} from {mask_phone(CALLER_NUMBER)} ({call_sid})")
         stream_url, token = await stack.incoming_call(call_sid, caller=CALLER_NUMBER)
-        phone = stack.media_stream(call_sid, stream_url, token)
+        phone = stack.media_stream(call_sid, stream_url, token, kind=FakeTwilioCall)
         started = time.monotonic()
         await phone.connect()
         line = CallerLineFeed(phone)

@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -46,6 +46,7 @@ from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.fakes.twilio_media import FakeTwilioCall
 from tests.fakes.twilio_rest import FakeCall, FakeTwilioRest, TwilioRestServer
 
+StreamT = TypeVar("StreamT", bound=FakeTwilioCall)
 if TYPE_CHECKING:
     from local.voice_model.server import VoiceModelServer
     from relay.settings import RelaySettings
@@ -190,9 +191,11 @@ class LocalStack:
         await self.post_webhook("/twilio/status", {**answered, "SequenceNumber": "0"})
         return stream_url, token
 
-    def media_stream(self, call_sid: str, stream_url: str, token: str) -> FakeTwilioCall:
-        """Twilio's side of the call's media stream, as the TwiML told it (`stream_url`, `token`), not yet connected."""
-        return FakeTwilioCall(
+    def media_stream(self, call_sid: str, stream_url: str, token: str, *, kind: type[StreamT]) -> StreamT:
+        """Twilio's side of the call's media stream, as the TwiML told it (`stream_url`, `token`), not yet connected.
+        `kind` is the stream's class: FakeTwilioCall, or the softphone's, which plays the agent's audio in the
+        browser."""
+        return kind(
             self.relay_media_url,
             public_url=stream_url,
             auth_token=self.auth_token,

@@ -46,12 +46,9 @@ class BrowserPlayedStream(FakeTwilioCall):
             self.to_browser.put_nowait({"type": "media", "payload": data["media"]["payload"]})
 
     def _on_mark(self, data: dict[str, Any], now_ns: int) -> None:
-        mark = data.get("mark")
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str) or not name:
-            self._violation("mark without mark.name")
+        name = self._received_mark(data)
+        if name is None:
             return
-        self.marks_received.append(name)
         self._awaiting_playback.append(name)
         self.to_browser.put_nowait({"type": "mark", "name": name})
 
@@ -100,14 +97,7 @@ def _route(stack: LocalStack, url: str) -> str:
 
 
 async def _open_stream(stack: LocalStack, call_sid: str, stream_url: str, token: str) -> BrowserPlayedStream:
-    stream = BrowserPlayedStream(
-        stack.relay_media_url,
-        public_url=stream_url,
-        auth_token=stack.auth_token,
-        call_sid=call_sid,
-        token=token,
-        account_sid=stack.environment["TWILIO_ACCOUNT_SID"],
-    )
+    stream = stack.media_stream(call_sid, stream_url, token, kind=BrowserPlayedStream)
     try:
         await stream.connect()
     except aiohttp.ClientError as error:

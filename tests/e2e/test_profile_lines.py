@@ -14,6 +14,7 @@ from callcore.profiles.published import PublishedProfile
 from callcore.store.receptionist_profiles import ReceptionistProfiles
 from local.stack import StackOptions, local_stack
 from tests.fakes.openai_realtime import FakeRealtimeServer, FakeRealtimeSession
+from tests.fakes.twilio_media import FakeTwilioCall
 
 CALLER = "+15550100123"
 
@@ -60,7 +61,7 @@ async def _place(stack: Any, number: str, business: str, key: str) -> tuple[str,
     """A call to `number`, answered, then the line's transfer key pressed: (its session, the TwiML that rang)."""
     call_sid = "CA" + uuid.uuid4().hex
     stream_url, token = await stack.incoming_call(call_sid, caller=CALLER, to=number)
-    phone = stack.media_stream(call_sid, stream_url, token)
+    phone = stack.media_stream(call_sid, stream_url, token, kind=FakeTwilioCall)
     await phone.connect()
     model: FakeRealtimeServer = stack.model
     session = None

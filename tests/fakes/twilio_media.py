@@ -440,13 +440,20 @@ class FakeTwilioCall:
         self.timeline.enqueue(now_ns, audio)
         self._changed.notify()
 
-    def _on_mark(self, data: dict[str, Any], now_ns: int) -> None:
+    def _received_mark(self, data: dict[str, Any]) -> str | None:
+        """The name of a `mark` the relay sent, recorded as received; None (a violation) when it has none."""
         mark = data.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
         if not isinstance(name, str) or not name:
             self._violation("mark without mark.name")
-            return
+            return None
         self.marks_received.append(name)
+        return name
+
+    def _on_mark(self, data: dict[str, Any], now_ns: int) -> None:
+        name = self._received_mark(data)
+        if name is None:
+            return
         self._pending_marks.append(_PendingMark(name, self.timeline.drained_at(now_ns)))
         self._marks_changed.set()
         self._changed.notify()
