@@ -258,7 +258,7 @@ async def _converse(
 ) -> None:
     voice = None
     if stack.model_kind == "spoken":
-        from local.voice_model.synthesis import Voice, synthesizer  # noqa: PLC0415 - needs the speech parts
+        from local.voice_model.synthesis import Voice, speak_afresh  # noqa: PLC0415 - needs the speech parts
 
         voice = Voice(CALLER_VOICE)
     answered_before = 0
@@ -272,7 +272,7 @@ async def _converse(
         if stack.network.ended:
             return
         if voice is not None:
-            audio = await asyncio.to_thread(synthesizer().speak, caller_line.text, voice)
+            audio = await asyncio.to_thread(speak_afresh, caller_line.text, voice)
         else:
             audio = tone(caller_line.tone_ms, 220, 0.6)
         answered_before = len(phone.received_media)

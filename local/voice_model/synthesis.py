@@ -4,15 +4,24 @@ inside it) or, failing that, from the system's `libespeak-ng` (Debian's `espeak-
 The binding is a small ctypes adapter over espeak-ng's documented C API (`speak_lib.h`): initialise for synchronous
 synthesis, collect the 22.05 kHz samples through the synth callback, then resample to 8 kHz μ-law for the phone.
 espeak-ng keeps one voice and one callback per process, so every synthesis runs under one lock.
+
+espeak-ng also carries state from one utterance to the next: within a process the same text comes out a little
+different each time (neither `espeak_ng_SetRandSeed` nor re-initialising resets it), while a new process always
+starts the same. About one rendering in thirty of a caller's line is then heard wrong by the recogniser. Audio that
+must be the same on every run (the caller's lines in the local call and the tests) is therefore rendered by
+`speak_afresh`, as the first utterance of a process of its own, and kept for the rest of the run.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -111,3 +120,33 @@ class Synthesizer:
 def synthesizer() -> Synthesizer:
     """The process's one synthesizer (espeak-ng's state is global). Raises SpeechUnavailable."""
     return Synthesizer()
+
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def speak_afresh(text: str, voice: Voice) -> bytes:
+    """`text` in `voice` as `Synthesizer.speak` gives it, but the same bytes on every run: rendered as the first
+    utterance of a new process (about 0.3 s), then cached for this one. Raises SpeechUnavailable."""
+    command = [sys.executable, "-m", "local.voice_model.synthesis", voice.name, str(voice.words_per_minute),
+               str(voice.pitch)]  # fmt: skip
+    result = subprocess.run(  # noqa: S603 - this interpreter, this module; the text goes on stdin
+        command, input=text.encode("utf-8"), capture_output=True, cwd=_PROJECT_ROOT, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SpeechUnavailable(f"espeak-ng could not render {text[:40]!r}: {reason[-1] if reason else 'no reason'}")
+    return result.stdout
+
+
+def _speak_once(arguments: list[str]) -> int:
+    """`python -m local.voice_model.synthesis VOICE WPM PITCH`: text on stdin, its μ-law speech on stdout."""
+    name, words_per_minute, pitch = arguments
+    text = sys.stdin.buffer.read().decode("utf-8")
+    sys.stdout.buffer.write(synthesizer().speak(text, Voice(name, int(words_per_minute), int(pitch))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_speak_once(sys.argv[1:]))

@@ -37,9 +37,9 @@ pytestmark = pytest.mark.skipif(
 
 def spoken_question_wav(path: Path) -> Path:
     """The question in the caller's espeak-ng voice, after the greeting has played (Chromium loops the file)."""
-    from local.voice_model.synthesis import Voice, synthesizer
+    from local.voice_model.synthesis import Voice, speak_afresh
 
-    spoken = silence(8000) + synthesizer().speak(QUESTION, Voice(CALLER_VOICE)) + silence(12_000)
+    spoken = silence(8000) + speak_afresh(QUESTION, Voice(CALLER_VOICE)) + silence(12_000)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

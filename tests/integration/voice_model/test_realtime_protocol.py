@@ -17,7 +17,7 @@ pytest.importorskip("pocketsphinx", reason="the speech parts (.[voice]) are not 
 from local.call import CALLER_VOICE
 from local.voice_model.audio import BYTES_PER_MS, silence
 from local.voice_model.server import VoiceModelServer
-from local.voice_model.synthesis import Voice, synthesizer
+from local.voice_model.synthesis import Voice, speak_afresh
 from tests.fakes.openai_realtime import validate_server_event
 from tests.integration.fakes.realtime_client import RealtimeTestClient
 
@@ -75,7 +75,7 @@ async def client(voice_model: VoiceModelServer) -> AsyncIterator[RealtimeTestCli
 
 async def say(client: RealtimeTestClient, text: str) -> None:
     """The caller says `text`, in 20 ms frames as Twilio sends them, then stays silent long enough to end the turn."""
-    audio = silence(300) + synthesizer().speak(text, Voice(CALLER_VOICE)) + silence(800)
+    audio = silence(300) + speak_afresh(text, Voice(CALLER_VOICE)) + silence(800)
     frame = 20 * BYTES_PER_MS
     for offset in range(0, len(audio), frame):
         await client.append(audio[offset : offset + frame])
