@@ -39,13 +39,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moto.server import ThreadedMotoServer  # noqa: E402
-
 from callcore import stream_token  # noqa: E402
 from callcore.aws import dynamodb_client, reset_clients, s3_client  # noqa: E402
 from callcore.local_resources import create_bucket, create_table  # noqa: E402
 from callcore.models import CallRecord  # noqa: E402
 from callcore.store import CallStore  # noqa: E402
+from local.moto_endpoint import moto_endpoint  # noqa: E402
 from tests.fakes.audio import BYTES_PER_MS, tone  # noqa: E402
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer, FakeRealtimeSession  # noqa: E402
 from tests.fakes.twilio_media import FakeTwilioCall  # noqa: E402
@@ -225,10 +224,11 @@ async def fresh_relay_first_call(openai: FakeRealtimeServer, env: dict[str, str]
 
 async def main(args: argparse.Namespace) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    with moto_endpoint() as endpoint:
+        await measure(args, endpoint)
+
+
+async def measure(args: argparse.Namespace, endpoint: str) -> None:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="bench",
@@ -300,7 +300,6 @@ async def main(args: argparse.Namespace) -> None:
             relay.terminate()
             relay.wait(timeout=30)
         await openai.close()
-        moto.stop()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
-from moto.server import ThreadedMotoServer
 from twilio.request_validator import RequestValidator
 
 from callcore.aws import dynamodb_client, reset_clients, s3_client
@@ -41,6 +40,7 @@ from callcore.profiles.published import PublishedProfile
 from callcore.store import PARTITION_KEY, SORT_KEY, CallStore
 from callcore.store.receptionist_profiles import ReceptionistProfiles
 from local.apigw import create_server_app
+from local.moto_endpoint import moto_endpoint
 from tests.fakes.audio import tone
 from tests.fakes.openai_realtime import AudioResponse, FakeRealtimeServer
 from tests.fakes.twilio_media import FakeTwilioCall
@@ -212,17 +212,6 @@ class LocalStack:
 
 
 @contextlib.contextmanager
-def _moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
 def _aws_endpoint() -> Iterator[tuple[dict[str, str], bool]]:
     """The AWS part of the environment: the endpoint already configured (kept, with its data), else a moto server
     of this run's own (gone when the run ends)."""
@@ -244,7 +233,7 @@ def _aws_endpoint() -> Iterator[tuple[dict[str, str], bool]]:
         )
         return
     suffix = uuid.uuid4().hex[:8]
-    with _moto() as endpoint:
+    with moto_endpoint() as endpoint:
         yield (
             {
                 "AWS_ENDPOINT_URL": endpoint,

@@ -8,30 +8,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from callcore.aws import reset_clients, s3_client
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
 from local.call import report, run_call
+from local.moto_endpoint import moto_endpoint
 
 
 @pytest.fixture
 def analysts_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An endpoint of the user's, outliving the call (here a moto server the test owns)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("CALLS_TABLE", "analysts-calls")
-    monkeypatch.setenv("TRANSCRIPTS_BUCKET", "analysts-transcripts")
-    reset_clients()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    with moto_endpoint() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("CALLS_TABLE", "analysts-calls")
+        monkeypatch.setenv("TRANSCRIPTS_BUCKET", "analysts-transcripts")
         reset_clients()
+        try:
+            yield endpoint
+        finally:
+            reset_clients()
 
 
 async def test_a_local_call_leaves_its_data_at_the_configured_endpoint(analysts_endpoint: str, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
-from moto.server import ThreadedMotoServer
 from pydantic import BaseModel
 
 from callcore import stream_token
@@ -26,6 +25,7 @@ from callcore.local_resources import create_bucket, create_table
 from callcore.models import FULL_ATTESTATION, CallDirection, CallRecord
 from callcore.store import CallStore
 from callcore.transcripts import TranscriptArchive
+from local.moto_endpoint import moto_endpoint as serve_moto
 from relay.app import GREETINGS, POOL, READINESS, STATE, create_app
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
@@ -46,11 +46,8 @@ HUMAN_LINE = "+15557650000"
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with serve_moto() as endpoint:
+        yield endpoint
 
 
 @dataclass
