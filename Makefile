@@ -78,9 +78,10 @@ bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core,
 CALLS ?= 100
 DURATION ?= 30
 WARMUP ?= 2
+RELAYS ?= ours,seeds,bridge
 RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
-bench-load: $(INSTALLED) ## our relay, the seeds-style Node relay and the published bridge under ../shared/bench's load harness (CALLS, DURATION, WARMUP)
-	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)
+bench-load: $(INSTALLED) ## our relay, the seeds-style Node relay and the published bridge under ../shared/bench's load harness (CALLS, DURATION, WARMUP, RELAYS)
+	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP) --relays $(RELAYS)
 
 bench-profile: $(INSTALLED) ## py-spy samples our relay under the load harness: its top functions (CALLS, DURATION, WARMUP)
 	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_profile.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP)

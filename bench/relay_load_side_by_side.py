@@ -1,6 +1,7 @@
 """`make bench-load`: our relay and two Node relays under the shared load harness, side by side.
 
-    .venv/bin/python bench/relay_load_side_by_side.py [--calls 100] [--duration-s 30] [--warmup-s 2] [--json-out F]
+    .venv/bin/python bench/relay_load_side_by_side.py [--calls 100] [--duration-s 30] [--warmup-s 2]
+        [--relays ours,seeds,bridge] [--json-out F]
 
 Our relay runs as the image runs it (`python -m relay`, default settings, pool 0, no greeting cache) on core 0 when
 `taskset` is present; this process (moto, the Lambdas behind the local API) and the harness stay on core 1. Every
@@ -156,6 +157,18 @@ PUBLISHED_BRIDGE = NodeBaseline(
 )
 
 
+BASELINES = {"seeds": SEEDS_STYLE, "bridge": PUBLISHED_BRIDGE}
+RELAYS = ("ours", *BASELINES)
+
+
+def relay_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(RELAYS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"relays are a comma-separated subset of {', '.join(RELAYS)}; got {text!r}")
+    return names
+
+
 def node_baseline_dir(source: Path, baseline: NodeBaseline) -> Path | None:
     """The baseline with its packages: its own node_modules, else a copy installed once into the cache folder."""
     if (source / "node_modules").is_dir():
@@ -220,18 +233,19 @@ async def main(args: argparse.Namespace, harness: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
         os.sched_setaffinity(0, {LOAD_CORE})  # moto and the Lambdas must not take the relay's core
-    ours = await measure_ours(harness, args)
+    ours = await measure_ours(harness, args) if "ours" in args.relays else None
     rows = [
         row
-        for baseline in (SEEDS_STYLE, PUBLISHED_BRIDGE)
-        if (row := await measure_node(harness, args, harness.parent, baseline)) is not None
+        for name, baseline in BASELINES.items()
+        if name in args.relays and (row := await measure_node(harness, args, harness.parent, baseline)) is not None
     ]
     print(HEADER)
-    print(ours.line())
-    for row in rows:
-        print(row.line())
-    for row in rows:
-        print(f"CPU ratio ours / {row.relay}: {cpu_ratio(ours, row):.2f}")
+    for row in [ours, *rows]:
+        if row is not None:
+            print(row.line())
+    if ours is not None:
+        for row in rows:
+            print(f"CPU ratio ours / {row.relay}: {cpu_ratio(ours, row):.2f}")
 
 
 if __name__ == "__main__":
@@ -239,6 +253,12 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--duration-s", type=int, default=30)
     parser.add_argument("--model-port", type=int, default=free_port())
+    parser.add_argument(
+        "--relays",
+        type=relay_names,
+        default=list(RELAYS),
+        help=f"which relays to run, comma-separated (default: all of {','.join(RELAYS)}; ratios need ours)",
+    )
     parser.add_argument("--json-out", help="append each run's full harness summary (one JSON line) to this file")
     parser.add_argument(
         "--warmup-s",
