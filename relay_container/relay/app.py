@@ -337,7 +337,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         log.warning("stream refused: bad or missing X-Twilio-Signature on the upgrade (from %s)", request.remote)
         metrics.record(RelayMetric.REJECTED_STREAMS, 1, "Count")
         raise web.HTTPForbidden(text="invalid signature")
-    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes)
+    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, decode_text=False)  # orjson parses bytes
     await ws.prepare(request)
     if state.awaiting_start >= settings.max_pending_streams:
         # A signature over the URL alone can be replayed: bound what sockets that never start can hold.

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -29,6 +30,8 @@ ServerEvent = dict[str, Any]
 MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024
 
 
+_SOCKET_ENDED = frozenset({aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED})
+
 # Refusals that another try will not change: the key is wrong or lacks access to the model.
 _PERMANENT_REFUSALS = frozenset({401, 403, 404})
 
@@ -43,18 +46,27 @@ class RealtimeConnectError(Exception):
 
 
 class RealtimeConnection:
-    """One model session. A reader task parses server events into a queue as they arrive, so an idle (pooled)
-    session notices when the server closes it, and the call reads events with `receive()`.
+    """One model session. Whoever uses the session reads its events with `receive()`, straight off the socket: no
+    queue and no task between the model's frame and the handler (the audio path's cost is per event).
+
+    While nobody reads it (a pooled session waiting for a call, a rotation's next session waiting for its switch), a
+    standby reader keeps reading it, so that a session the server closes is noticed (`alive`); the events it reads
+    wait for the first `receive()`, which stops it. It stops at an await, so no event is lost between the two: one it
+    had not read yet stays in aiohttp's buffer.
 
     Sends are guarded: after the socket closed they return False instead of raising.
     """
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, opened_at: float) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]], *, opened_at: float) -> None:
         self._ws = ws
         self.opened_at = opened_at
         self.session_id: str | None = None
-        self._events: asyncio.Queue[ServerEvent | None] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read(), name="realtime-reader")
+        self._unread: deque[ServerEvent] = deque()  # read by the standby reader, not yet received
+        self._arrived = asyncio.Event()  # the standby reader read an event or the end
+        self._standby: asyncio.Task[None] | None = asyncio.create_task(self._read_standby(), name="realtime-standby")
+        self._reading = False  # receive() is parked on the socket: everything that arrived has been handled
+        self._ended = False  # the socket's stream ended (closed, lost, or an error)
+        self._detached = False
         self.close_code: int | None = None
 
     @classmethod
@@ -74,6 +86,7 @@ class RealtimeConnection:
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=connect_timeout),
                     max_msg_size=MAX_SERVER_FRAME_BYTES,
                     heartbeat=20.0,
+                    decode_text=False,  # orjson parses the bytes: no str in between
                 )
         except (aiohttp.ClientError, TimeoutError) as error:
             permanent = isinstance(error, aiohttp.WSServerHandshakeError) and error.status in _PERMANENT_REFUSALS
@@ -83,7 +96,7 @@ class RealtimeConnection:
         connection = cls(ws, opened_at=time.monotonic())
         try:
             async with asyncio.timeout_at(deadline):
-                first = await connection.receive()
+                first = await connection._first_event()
         except TimeoutError:
             await connection.close()
             raise RealtimeConnectError("the model did not send session.created in time") from None
@@ -99,49 +112,81 @@ class RealtimeConnection:
 
     @property
     def alive(self) -> bool:
-        return not self._ws.closed and not self._reader.done()
+        return not self._ws.closed and not self._ended
 
-    async def _read(self) -> None:
-        try:
-            async for message in self._ws:
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        event = orjson.loads(message.data)
-                    except orjson.JSONDecodeError:
-                        log.warning("model sent a frame that is not JSON; ignored")
-                        continue
-                    if isinstance(event, dict):
-                        self._events.put_nowait(event)
-                elif message.type is aiohttp.WSMsgType.ERROR:
-                    log.warning("model socket error: %s", self._ws.exception())
-                    break
-        finally:
-            self.close_code = self._ws.close_code
-            self._events.put_nowait(None)
+    async def _next_from_socket(self) -> ServerEvent | None:
+        """The next event on the socket; None when its stream has ended (and from then on)."""
+        ws = self._ws
+        while not self._ended:
+            message = await ws.receive()
+            kind = message.type
+            if kind is aiohttp.WSMsgType.TEXT:
+                try:
+                    event = orjson.loads(message.data)
+                except orjson.JSONDecodeError:
+                    log.warning("model sent a frame that is not JSON; ignored")
+                    continue
+                if isinstance(event, dict):
+                    return event
+            elif kind is aiohttp.WSMsgType.ERROR:
+                log.warning("model socket error: %s", ws.exception())
+                self._ended = True
+            elif kind in _SOCKET_ENDED:
+                self._ended = True
+        self.close_code = ws.close_code
+        return None
+
+    async def _read_standby(self) -> None:
+        while (event := await self._next_from_socket()) is not None:
+            self._unread.append(event)
+            self._arrived.set()
+        self._arrived.set()
+
+    async def _first_event(self) -> ServerEvent | None:
+        """The first event, read by the standby reader (which goes on reading: the session may wait in the pool)."""
+        while not self._unread and not self._ended:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._unread.popleft() if self._unread else None
+
+    async def _stop_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None and not standby.done():
+            standby.cancel()
+            await asyncio.wait([standby])  # parked in ws.receive(): its next message stays in aiohttp's buffer
 
     def detach(self) -> None:
         """The call moved to another session: events not handled yet are dropped and `receive()` answers None from
         now on, so whoever reads this session stops at once (the socket is closed separately)."""
-        while not self._events.empty():
-            self._events.get_nowait()
-        self._events.put_nowait(None)
+        self._detached = True
+        self._unread.clear()
 
     @property
     def has_unread_events(self) -> bool:
-        return not self._events.empty()
+        """Events arrived that the reader has not handled yet (it is not parked on the socket)."""
+        return bool(self._unread) or (self._standby is None and not self._reading and not self._ended)
 
     async def receive(self) -> ServerEvent | None:
-        """The next server event; None once the socket has closed (and stays None)."""
-        event = await self._events.get()
-        if event is None:
-            self._events.put_nowait(None)
-        return event
+        """The next server event; None once the socket has closed or the session was detached (and stays None).
+        One task reads a session at a time."""
+        if self._standby is not None:
+            await self._stop_standby()
+        if self._unread:
+            return self._unread.popleft()
+        if self._detached:
+            return None
+        self._reading = True
+        try:
+            event = await self._next_from_socket()
+        finally:
+            self._reading = False
+        return None if self._detached else event
 
     async def send(self, event: Mapping[str, Any]) -> bool:
         if self._ws.closed:
             return False
         try:
-            await self._ws.send_str(orjson.dumps(event).decode())
+            await self._ws.send_frame(orjson.dumps(event), aiohttp.WSMsgType.TEXT)
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             return False
         return True
@@ -152,10 +197,7 @@ class RealtimeConnection:
             with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
                 async with asyncio.timeout(grace_seconds):
                     await self._ws.close()
-        if not self._reader.done():
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await self._stop_standby()
 
 
 # ---- client events ------------------------------------------------------------------------------------------------

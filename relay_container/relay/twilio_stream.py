@@ -85,7 +85,7 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def parse_frame(text: str) -> InboundFrame:
+def parse_frame(text: str | bytes) -> InboundFrame:
     """Parse one text frame from Twilio. Raises FrameRejected for anything Twilio does not send."""
     try:
         data = orjson.loads(text)
