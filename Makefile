@@ -78,7 +78,7 @@ bench: $(INSTALLED) ## greeting/turn latency, barge-in accuracy, calls per core,
 CALLS ?= 100
 DURATION ?= 30
 WARMUP ?= 2
-RELAYS ?= ours,seeds,bridge
+RELAYS ?= ours,seeds,bridge,floor
 RELAY_LOAD_HARNESS ?= $(abspath ../shared/bench/relay_load.py)
 bench-load: $(INSTALLED) ## our relay, the seeds-style Node relay and the published bridge under ../shared/bench's load harness (CALLS, DURATION, WARMUP, RELAYS)
 	RELAY_LOAD_HARNESS=$(RELAY_LOAD_HARNESS) $(PY) bench/relay_load_side_by_side.py --calls $(CALLS) --duration-s $(DURATION) --warmup-s $(WARMUP) --relays $(RELAYS)

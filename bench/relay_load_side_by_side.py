@@ -158,7 +158,9 @@ PUBLISHED_BRIDGE = NodeBaseline(
 
 
 BASELINES = {"seeds": SEEDS_STYLE, "bridge": PUBLISHED_BRIDGE}
-RELAYS = ("ours", *BASELINES)
+RELAYS = ("ours", *BASELINES, "floor")
+DEFAULT_RELAYS = ",".join(RELAYS)
+FLOOR_LABEL = "floor: the seeds' pattern on aiohttp + uvloop"
 
 
 def relay_names(text: str) -> list[str]:
@@ -229,6 +231,23 @@ async def measure_node(
     return row_from_summary(baseline.label, summary_from_output(stdout))
 
 
+async def measure_floor(harness: Path, args: argparse.Namespace) -> LoadRow:
+    """`bench/floor_relay.py`: the seeds' pattern on our stack, to tell the stack's cost from the product's."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "MODEL_URL": f"ws://127.0.0.1:{args.model_port}/v1/realtime?model=gpt-realtime",
+    }
+    relay = start_pinned([sys.executable, str(ROOT / "bench" / "floor_relay.py")], environment, ROOT)
+    try:
+        await until_listening(port)
+        stdout = await asyncio.to_thread(run_harness, harness, args, port, relay.pid, [])
+    finally:
+        stop(relay)
+    return row_from_summary(FLOOR_LABEL, summary_from_output(stdout))
+
+
 async def main(args: argparse.Namespace, harness: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:
@@ -239,6 +258,8 @@ async def main(args: argparse.Namespace, harness: Path) -> None:
         for name, baseline in BASELINES.items()
         if name in args.relays and (row := await measure_node(harness, args, harness.parent, baseline)) is not None
     ]
+    if "floor" in args.relays:
+        rows.append(await measure_floor(harness, args))
     print(HEADER)
     for row in [ours, *rows]:
         if row is not None:
@@ -256,8 +277,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--relays",
         type=relay_names,
-        default=list(RELAYS),
-        help=f"which relays to run, comma-separated (default: all of {','.join(RELAYS)}; ratios need ours)",
+        default=relay_names(DEFAULT_RELAYS),
+        help=f"which relays to run, comma-separated, of {','.join(RELAYS)} (default {DEFAULT_RELAYS}; the ratios "
+        "need ours; floor is the seeds' pattern on our stack, bench/floor_relay.py)",
     )
     parser.add_argument("--json-out", help="append each run's full harness summary (one JSON line) to this file")
     parser.add_argument(

@@ -250,7 +250,7 @@ class RelaySettings(StorageSettings):
         description="bound on each socket close at teardown",
     )
     mark_interval_ms: int = Field(
-        default=100,
+        default=200,
         alias="MARK_INTERVAL_MS",
         ge=0,
         le=500,
