@@ -1,7 +1,7 @@
 """`make bench-load`: our relay and two Node relays under the shared load harness, side by side.
 
-    .venv/bin/python bench/relay_load_side_by_side.py [--calls 100] [--duration-s 30] [--warmup-s 2]
-        [--relays ours,seeds,bridge] [--json-out F]
+    .venv/bin/python bench/relay_load_side_by_side.py [--calls 100] [--duration-s 30] [--ramp-s S] [--warmup-s 2]
+        [--relays ours,seeds,bridge,floor] [--json-out F]
 
 Our relay runs as the image runs it (`python -m relay`, default settings, pool 0, no greeting cache) on core 0 when
 `taskset` is present; this process (moto, the Lambdas behind the local API) and the harness stay on core 1. Every
@@ -59,11 +59,21 @@ def pinned(command: list[str], core: int) -> list[str]:
     return command
 
 
+ADMISSIONS_PER_SECOND = 10  # the default ramp: the local table (one moto process on the load core) keeps up with it
+
+
+def ramp_seconds(args: argparse.Namespace) -> float:
+    """Call starts spread over this long: every relay alike, so that ours, whose calls are admitted through the
+    TwiML Lambda and the local table first, has them all live before the window opens."""
+    return float(args.ramp_s) if args.ramp_s is not None else max(5.0, args.calls / ADMISSIONS_PER_SECOND)
+
+
 def run_harness(harness: Path, args: argparse.Namespace, relay_port: int, relay_pid: int, extra: list[str]) -> str:
     command = [
         sys.executable, str(harness), "--relay-url", f"ws://127.0.0.1:{relay_port}/media-stream",
         "--relay-pid", str(relay_pid), "--calls", str(args.calls), "--duration-s", str(args.duration_s),
-        "--model-port", str(args.model_port), "--warmup-s", str(args.warmup_s), *extra,
+        "--model-port", str(args.model_port), "--warmup-s", str(args.warmup_s), "--ramp-s", str(ramp_seconds(args)),
+        *extra,
     ]  # fmt: skip
     if args.json_out:
         command += ["--json-out", args.json_out]
@@ -84,11 +94,19 @@ def _raise_priority() -> None:
         os.nice(RELAY_NICENESS)
 
 
-def start_pinned(command: list[str], environment: dict[str, str], folder: Path) -> subprocess.Popen[bytes]:
+RELAY_LOG = ROOT / "build" / "bench-load-relay.log"  # our relay's log of the last run: why a call ended, if one did
+
+
+def start_pinned(
+    command: list[str], environment: dict[str, str], folder: Path, *, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         pinned(command, RELAY_CORE),
         env=environment,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if log is None else log.open("wb"),
+        stderr=None if log is None else subprocess.STDOUT,
         cwd=folder,
         preexec_fn=_raise_priority,  # noqa: PLW1509 - only os.nice in the child, no threads involved
     )
@@ -126,7 +144,9 @@ async def measure_ours(
             async with serve(create_server_app(STAGE)) as api_origin:
                 os.environ["CALL_CONTROL_URL"] = f"{api_origin}/{STAGE}"
                 relay_port = free_port()
-                relay = start_pinned([sys.executable, "-m", "relay"], {**os.environ, "PORT": str(relay_port)}, ROOT)
+                relay = start_pinned(
+                    [sys.executable, "-m", "relay"], {**os.environ, "PORT": str(relay_port)}, ROOT, log=RELAY_LOG
+                )
                 try:
                     await until_status(relay_port, "/healthz")
                     extra = [
@@ -282,6 +302,12 @@ if __name__ == "__main__":
         "need ours; floor is the seeds' pattern on our stack, bench/floor_relay.py)",
     )
     parser.add_argument("--json-out", help="append each run's full harness summary (one JSON line) to this file")
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=None,
+        help=f"call starts spread over this long (default: {ADMISSIONS_PER_SECOND} a second, at least 5 s)",
+    )
     parser.add_argument(
         "--warmup-s",
         type=float,

@@ -139,9 +139,16 @@ async def _aws_clients(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+def http_session() -> aiohttp.ClientSession:
+    """The relay's one HTTP client: model sessions, tools and call control. Every call holds a model socket on it
+    (two during a rotation), so it has no connection cap: aiohttp's default of 100 held the 101st call's model
+    session back until it timed out. Admission (seats, MAX_PENDING_STREAMS) bounds what a task takes on."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with aiohttp.ClientSession() as http:
+    async with http_session() as http:
         control = CallControlClient(settings.call_control_url, http) if settings.call_control_url else None
         app[CLIENTS] = Clients(http=http, call_control=control)
         yield

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from relay.app import http_session
 from relay.realtime import RealtimeConnectError, RealtimeConnection
 from tests.fakes.openai_realtime import FakeRealtimeServer
 from tests.integration.relay_clients.conftest import eventually
@@ -151,3 +152,15 @@ async def test_a_reader_handling_an_event_counts_as_events_unread(
     await model.push(1)
     assert (await asyncio.wait_for(parked, 5) or {}).get("index") == 1
     await connection.close()
+
+
+async def test_the_relays_client_holds_a_model_session_for_every_call_beyond_a_hundred() -> None:
+    """aiohttp caps a client at 100 connections by default: the 101st call's model session would wait for a free
+    one and time out, and the caller would be handed over with the task far from its capacity."""
+    calls = 120
+    async with FakeRealtimeServer(api_key=API_KEY) as server, http_session() as http:
+        sessions = await asyncio.gather(
+            *(RealtimeConnection.connect(http, server.url, API_KEY, connect_timeout=5.0) for _ in range(calls))
+        )
+        assert all(session.alive for session in sessions)
+        await asyncio.gather(*(session.close() for session in sessions))
