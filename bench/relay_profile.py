@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load_rows import HEADER  # noqa: E402
 from bench.relay_latency import free_port  # noqa: E402
-from bench.relay_load_side_by_side import LOAD_CORE, measure_ours, pinned  # noqa: E402
+from bench.relay_load_side_by_side import LOAD_CORE, measure_ours, pinned, ramp_seconds  # noqa: E402
 
 # One sampler at a modest rate: py-spy shares the load core with the harness, which must not saturate.
 SAMPLES_PER_SECOND = 100
-HARNESS_RAMP_S, HARNESS_WARMUP_S = 5, 2  # relay_load.py's defaults for --ramp-s and --warmup-s
+HARNESS_WARMUP_S = 2  # relay_load.py's default for --warmup-s
 # "name (path/to/module.py:123)" as py-spy writes a frame; the line number is dropped to sum a function's lines.
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<path>[^()]*?)(?::\d+)?\)$")
 
@@ -100,8 +100,10 @@ def py_spy(out: Path, relay_pid: int, *, after_s: float, duration_s: int) -> Ite
     binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(binary).is_file():
         raise SystemExit("py-spy is not installed: `make setup` installs the dev extras, which have it")
+    # --gil: only samples where the relay holds the GIL. uvloop waits for its sockets in C with the GIL released,
+    # and py-spy cannot tell that wait from work: without it the wait showed as half the profile, in `Runner.run`.
     record = [
-        binary, "record", "--pid", str(relay_pid), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking",
+        binary, "record", "--pid", str(relay_pid), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking", "--gil",
         "--duration", str(duration_s), "--format", "raw", "--output", str(out),
     ]  # fmt: skip
     recorder = subprocess.Popen(
@@ -127,8 +129,8 @@ async def main(args: argparse.Namespace, harness: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     collapsed = Path(args.out)
     collapsed.parent.mkdir(parents=True, exist_ok=True)
-    # The harness's default ramp and warm-up come first; the profile covers the steady state only.
-    after_s = HARNESS_RAMP_S + args.warmup_s
+    # The ramp and warm-up come first; the profile covers the steady state only.
+    after_s = ramp_seconds(args) + args.warmup_s
     row = await measure_ours(
         harness, args, lambda pid: py_spy(collapsed, pid, after_s=after_s, duration_s=args.duration_s)
     )
@@ -147,6 +149,7 @@ if __name__ == "__main__":
     parser.add_argument("--model-port", type=int, default=free_port())
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--json-out", help="append the harness's full summary (one JSON line) to this file")
+    parser.add_argument("--ramp-s", type=float, default=None, help="call starts spread over this long")
     parser.add_argument("--warmup-s", type=float, default=HARNESS_WARMUP_S, help="settle time after the ramp")
     parser.add_argument("--out", default=str(ROOT / "build" / "relay-profile.txt"))
     harness = Path(os.environ.get("RELAY_LOAD_HARNESS", ""))

@@ -52,7 +52,7 @@ from relay.model_link import LinkLost, ModelLink, SessionKind
 from relay.model_pool import ModelSessionPool
 from relay.playback import PlaybackTracker
 from relay.prompt import FIRST_TIME, CallerHistory, render_instructions
-from relay.realtime import ServerEvent
+from relay.realtime import AUDIO_DELTA, ServerEvent
 from relay.records import CallRecorder, in_record_thread, usage_from_response_done
 from relay.responses import RECOVERABLE_MODEL_ERRORS, ResponseTracker
 from relay.settings import RelaySettings
@@ -153,6 +153,7 @@ class CallSession:
         self.limits = CallLimits(self)
         self.keypad = Keypad(self)
         self.audio = AgentAudio(self, twilio, started_at=started_at)
+        self.on_audio_delta = self.audio.on_delta  # the model link's hot path, straight to the audio
         self.frame_seen = True  # set on every Twilio frame; the dead-line watchdog clears it
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
@@ -420,7 +421,7 @@ class CallSession:
 
     async def on_model_event(self, event: ServerEvent) -> None:
         kind = event.get("type")
-        if kind == "response.output_audio.delta":
+        if kind == AUDIO_DELTA:
             await self.audio.on_delta(event)
         elif kind == "input_audio_buffer.speech_started":
             await self._on_speech_started()

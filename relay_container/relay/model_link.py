@@ -71,6 +71,9 @@ class LinkOwner(Protocol):
 
     async def on_model_event(self, event: ServerEvent) -> None: ...
 
+    async def on_audio_delta(self, event: ServerEvent) -> None:
+        """A `response.output_audio.delta`: the hot path, handed on without the dispatch of other events."""
+
     def on_session_gone(self, *, unexpected: bool) -> None:
         """The session the call used is no longer read (lost, or replaced by a rotation)."""
 
@@ -165,11 +168,15 @@ class ModelLink:
             return
         await self._adopt(first, owner, SessionKind.FIRST)
         self._spawn(self._rotate(owner), "model-rotation")
+        on_event, on_audio = owner.on_model_event, owner.on_audio_delta
         while True:
             connection = self.connection
             assert connection is not None
             while (event := await connection.receive()) is not None:
-                await owner.on_model_event(event)
+                if event.get("type") == realtime.AUDIO_DELTA:  # fifty a second per call: one test, one call
+                    await on_audio(event)
+                else:
+                    await on_event(event)
             if self._is_closing():
                 return
             if self.connection is not connection:

@@ -26,6 +26,7 @@ from relay.settings import RelaySettings
 log = logging.getLogger(__name__)
 
 ServerEvent = dict[str, Any]
+AUDIO_DELTA = "response.output_audio.delta"
 # Session update frames carry the prompt and tools; audio frames are small. OpenAI's own limit is far above this.
 MAX_SERVER_FRAME_BYTES = 16 * 1024 * 1024
 
