@@ -61,7 +61,7 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
 async def main() -> None:
     app = web.Application()
     app.router.add_get("/media-stream", media_stream)
-    app[HTTP] = aiohttp.ClientSession()
+    app[HTTP] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))  # no cap of 100 connections
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", int(os.environ["PORT"])).start()

@@ -39,7 +39,10 @@ class _Range:
 @dataclass(slots=True)
 class _Item:
     sent_bytes: int = 0
-    chunks: list[_Range] = field(default_factory=list)
+    # Ranges not yet known to be played. Once a mark echo says one was, it leaves for `played_bytes`: an utterance
+    # that streams for minutes keeps a handful of ranges, not one per mark (which the collector would walk, too).
+    chunks: deque[_Range] = field(default_factory=deque)
+    played_bytes: int = 0
     cap_bytes: int | None = None  # set by a clear: nothing past this was heard
 
 
@@ -119,6 +122,7 @@ class PlaybackTracker:
             return False  # not a mark of the queue: emptying the queue for it would lose what is still to play
         while self._pending:
             chunk = self._pending.popleft()
+            self._settle(chunk)
             if chunk.mark == name:
                 self._anchor_bytes = chunk.global_start + chunk.size
                 self._anchor_time = self._clock()
@@ -180,6 +184,11 @@ class PlaybackTracker:
         return list(seen)
 
     @property
+    def ranges_kept(self) -> int:
+        """Sent ranges still held: those not yet known to be played (what the tracker's memory grows with)."""
+        return sum(len(item.chunks) for item in self._items.values())
+
+    @property
     def has_pending(self) -> bool:
         return bool(self._pending)
 
@@ -205,9 +214,17 @@ class PlaybackTracker:
             clock = start + remaining / (1000 * BYTES_PER_MS)
         return position
 
+    def _settle(self, played: _Range) -> None:
+        item = self._items.get(played.item_id)
+        if item is not None and item.chunks and item.chunks[0] is played:
+            item.chunks.popleft()
+            item.played_bytes += played.size
+
     @staticmethod
     def _item_heard_at(item: _Item, heard_global: int) -> int:
-        total = 0
+        """Bytes of `item` played by the time `heard_global` bytes of the call's audio were (never before the last
+        echoed mark, so every settled range counts in full)."""
+        total = item.played_bytes
         for chunk in item.chunks:
             if heard_global <= chunk.global_start:
                 break

@@ -193,3 +193,19 @@ def test_a_clear_drops_the_unmarked_audio_too(clock: Clock) -> None:
     assert not tracker.has_pending
     assert tracker.mark_echoed(mark) is False  # echoed after the clear: cleared, not played
     assert tracker.heard_ms("item_a") == 50
+
+
+def test_an_utterance_streaming_for_minutes_keeps_only_its_unplayed_ranges_and_still_cuts_exactly(clock: Clock) -> None:
+    tracker = PlaybackTracker(clock=clock, mark_interval_ms=200)
+    for _ in range(10 * 60 * 50):  # ten minutes of one utterance, a 20 ms frame every 20 ms, every mark echoed
+        mark = tracker.sent("item_a", 160)
+        clock.advance_ms(20)
+        if mark is not None:
+            assert tracker.mark_echoed(mark)
+    assert tracker.ranges_kept <= 1  # played ranges are settled, not kept: 3000 marks went by
+    assert tracker.heard_ms("item_a") == 600_000
+    tracker.sent("item_a", 800)  # 100 ms more, half of it heard when the caller barges in
+    clock.advance_ms(50)
+    tracker.clear()
+    assert tracker.heard_ms("item_a") == 600_050
+    assert tracker.sent_ms("item_a") == 600_100
